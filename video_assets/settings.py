@@ -1,0 +1,111 @@
+"""Every setting and every path derived from VIDEO_ASSETS_HOME, in one place.
+
+Settings are read once from the environment when the code location loads (or when the CLI starts),
+so the Dagster UI, the daemon, the CLI and the runs they launch all agree on where data lives.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+DEFAULT_INBOX_SOURCE = "inbox"
+
+
+class SettingsError(ValueError):
+    """A setting in the environment is malformed; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class DropFolder:
+    """A watched folder; every video found in it is tagged with `source`."""
+
+    source: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    extra_drop_folders: tuple[DropFolder, ...] = ()
+    sensor_interval_s: int = 5
+    sql_dir: Path = REPO_DIR / "dbt_like_sql"
+    max_concurrent_runs: int = field(default_factory=lambda: os.cpu_count() or 2)
+
+    @property
+    def inbox(self) -> Path:
+        return self.home / "inbox"
+
+    @property
+    def drop_folders(self) -> tuple[DropFolder, ...]:
+        return (DropFolder(DEFAULT_INBOX_SOURCE, self.inbox), *self.extra_drop_folders)
+
+    @property
+    def predictions_dir(self) -> Path:
+        return self.home / "predictions"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def state_dir(self) -> Path:
+        """Caches that are safe to delete (content hashes of dropped files)."""
+        return self.home / "state"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("VIDEO_ASSETS_HOME") or "./data").expanduser().resolve()
+        return cls(
+            home=home,
+            extra_drop_folders=parse_drop_folders(env.get("VIDEO_ASSETS_DROP_FOLDERS", "")),
+            sensor_interval_s=_positive_int(env, "VIDEO_ASSETS_SENSOR_INTERVAL", 5),
+            sql_dir=Path(env.get("VIDEO_ASSETS_SQL_DIR") or REPO_DIR / "dbt_like_sql").resolve(),
+            max_concurrent_runs=_positive_int(env, "VIDEO_ASSETS_MAX_CONCURRENT_RUNS", os.cpu_count() or 2),
+        )
+
+
+def parse_drop_folders(spec: str) -> tuple[DropFolder, ...]:
+    """Parse `name=path,name2=path2` into drop folders (the inbox is always watched too)."""
+    folders = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, sep, path = item.partition("=")
+        name = name.strip()
+        if not sep or not name or not path.strip():
+            raise SettingsError(
+                f"VIDEO_ASSETS_DROP_FOLDERS entry {item!r} is not of the form name=path "
+                "(for example: VIDEO_ASSETS_DROP_FOLDERS='lobby=/mnt/lobby,dock=/mnt/dock')"
+            )
+        if not name.replace("_", "").replace("-", "").isalnum():
+            raise SettingsError(
+                f"VIDEO_ASSETS_DROP_FOLDERS source name {name!r} may use only letters, digits, '-' and '_'"
+            )
+        folders.append(DropFolder(name, Path(path.strip()).expanduser().resolve()))
+    names = [f.source for f in folders]
+    if DEFAULT_INBOX_SOURCE in names or len(set(names)) != len(names):
+        raise SettingsError(
+            f"VIDEO_ASSETS_DROP_FOLDERS names must be unique and not {DEFAULT_INBOX_SOURCE!r}: {names}"
+        )
+    return tuple(folders)
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SettingsError(f"{name}={raw!r} must be a whole number of at least 1")
+    return value
