@@ -1,0 +1,208 @@
+"""Self-hosted backend: `inference`'s InferencePipeline running a Roboflow Workflow in the run process.
+
+The workflow is either an inline spec file shipped with the project (the offline default; only
+blocks that need no downloaded weights) or a saved workflow fetched with an API key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from video_assets.backends.base import (
+    BackendError,
+    BackendIdentity,
+    Detection,
+    FramePrediction,
+    PredictionSink,
+    VideoBackend,
+)
+from video_assets.ingest.probe import VideoProbe
+
+DEFAULT_WORKFLOW_FILE = str(Path(__file__).parent / "workflows" / "motion_tracking.json")
+
+
+class SelfHostedBackend(VideoBackend):
+    """Runs every frame of a video through InferencePipeline.init_with_workflow."""
+
+    workflow_file: str = Field(
+        default=DEFAULT_WORKFLOW_FILE, description="Inline workflow spec (JSON); used when no saved workflow is set."
+    )
+    workspace: str | None = Field(default=None, description="Roboflow workspace of a saved workflow.")
+    workflow_id: str | None = Field(default=None, description="Saved workflow id (needs api_key and network).")
+    workflow_version_id: str | None = None
+    api_key: str | None = Field(default=None, description="Only needed for a saved workflow.")
+    workflow_parameters: dict[str, Any] = Field(default_factory=dict)
+    detections_output: str = Field(
+        default="predictions", description="Workflow output holding the detections to store."
+    )
+
+    @property
+    def uses_saved_workflow(self) -> bool:
+        return bool(self.workspace and self.workflow_id)
+
+    def identity(self) -> BackendIdentity:
+        if self.uses_saved_workflow:
+            version = f"{self.workspace}/{self.workflow_id}@{self.workflow_version_id or 'latest'}"
+        else:
+            version = "inline:" + spec_hash(self.load_spec())
+        return BackendIdentity("self_hosted", version)
+
+    def load_spec(self) -> dict[str, Any]:
+        path = Path(self.workflow_file)
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise BackendError(
+                f"Workflow spec {path} cannot be read ({exc}). Point VIDEO_ASSETS_WORKFLOW at a JSON "
+                "workflow definition, or unset it to use the shipped motion-tracking workflow."
+            ) from exc
+
+    def predict(self, video: VideoProbe, sink: PredictionSink, log: logging.Logger) -> None:
+        pipeline_cls = _import_inference_pipeline(offline=not self.uses_saved_workflow)
+        collector = _FrameCollector(sink, self.detections_output, video.media.fps, log)
+        try:
+            pipeline = pipeline_cls.init_with_workflow(
+                video_reference=video.path,
+                on_prediction=collector.on_prediction,
+                status_update_handlers=[collector.on_status],
+                workflows_parameters=self.workflow_parameters or None,
+                **self._workflow_arguments(),
+            )
+        except Exception as exc:
+            raise BackendError(f"Could not start the workflow for {video.path}: {type(exc).__name__}: {exc}") from exc
+        try:
+            pipeline.start()
+            pipeline.join()
+        finally:
+            _terminate(pipeline, log)
+        collector.raise_if_failed(video)
+
+    def _workflow_arguments(self) -> dict[str, Any]:
+        if self.uses_saved_workflow:
+            return {
+                "workspace_name": self.workspace,
+                "workflow_id": self.workflow_id,
+                "workflow_version_id": self.workflow_version_id,
+                "api_key": self.api_key,
+            }
+        return {"workflow_specification": self.load_spec()}
+
+
+def spec_hash(spec: dict[str, Any]) -> str:
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _import_inference_pipeline(offline: bool) -> Any:
+    """Import inference only inside a run. OFFLINE_MODE is read once, at import, so set it first."""
+    os.environ.setdefault("DISABLE_VERSION_CHECK", "true")
+    if offline:
+        os.environ.setdefault("OFFLINE_MODE", "true")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from inference import InferencePipeline
+    return InferencePipeline
+
+
+def _terminate(pipeline: Any, log: logging.Logger) -> None:
+    """join() returns after an inference-thread error while a reader thread lingers; always terminate."""
+    try:
+        pipeline.terminate()
+    except Exception as exc:  # the pipeline has ended either way
+        log.debug(f"InferencePipeline.terminate() after join: {exc}")
+
+
+class _FrameCollector:
+    """Turns InferencePipeline callbacks into FramePredictions, keeping errors the pipeline would swallow."""
+
+    def __init__(self, sink: PredictionSink, detections_output: str, fps: float, log: logging.Logger):
+        self.sink = sink
+        self.detections_output = detections_output
+        self.fps = fps
+        self.log = log
+        self.sink_error: Exception | None = None
+        self.inference_errors: list[str] = []
+
+    def on_prediction(self, result: dict[str, Any], frame: Any) -> None:
+        if self.sink_error is not None:
+            return
+        try:
+            frame_idx = frame.frame_id - 1  # InferencePipeline counts from 1
+            self.sink.add_frame(
+                FramePrediction(
+                    frame_idx=frame_idx,
+                    time_offset_s=frame_idx / self.fps,
+                    detections=tuple(_detections(self._pick_detections(result))),
+                    outputs=_scalar_outputs(result),
+                )
+            )
+        except Exception as exc:  # InferencePipeline would log this and carry on
+            self.sink_error = exc
+
+    def on_status(self, update: Any) -> None:
+        if str(getattr(update.event_type, "value", update.event_type)) == "INFERENCE_ERROR":
+            payload = update.payload or {}
+            self.inference_errors.append(
+                f"{payload.get('error_type', 'error')}: {payload.get('error_message', payload)}"
+            )
+
+    def raise_if_failed(self, video: VideoProbe) -> None:
+        if self.sink_error is not None:
+            raise BackendError(
+                f"Writing predictions for {video.path} failed: {type(self.sink_error).__name__}: {self.sink_error}"
+            ) from self.sink_error
+        if self.inference_errors:
+            raise BackendError(
+                f"The workflow failed on {video.path}: {self.inference_errors[0]}. "
+                "Check that every block can run here (model blocks need an API key and network, or cached weights)."
+            )
+
+    def _pick_detections(self, result: dict[str, Any]) -> Any:
+        chosen = result.get(self.detections_output)
+        if _is_detections(chosen):
+            return chosen
+        return next((result[k] for k in sorted(result) if _is_detections(result[k])), None)
+
+
+def _is_detections(value: Any) -> bool:
+    return hasattr(value, "xyxy") and hasattr(value, "tracker_id")
+
+
+def _detections(detections: Any) -> list[Detection]:
+    if detections is None or len(detections) == 0:
+        return []
+    names = detections.data.get("class_name") if detections.data else None
+    rows = []
+    for i, (x1, y1, x2, y2) in enumerate(detections.xyxy.tolist()):
+        rows.append(
+            Detection(
+                class_name=str(names[i]) if names is not None else "",
+                class_id=int(detections.class_id[i]) if detections.class_id is not None else -1,
+                confidence=float(detections.confidence[i]) if detections.confidence is not None else None,
+                x=(x1 + x2) / 2.0,
+                y=(y1 + y2) / 2.0,
+                width=float(x2 - x1),
+                height=float(y2 - y1),
+                tracker_id=int(detections.tracker_id[i]) if detections.tracker_id is not None else None,
+            )
+        )
+    return rows
+
+
+def _scalar_outputs(result: dict[str, Any]) -> dict[str, Any]:
+    """Counts, flags and labels the workflow emits per frame (line counts, alarms); not images or boxes."""
+    scalars = {}
+    for name, value in result.items():
+        if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+            value = value.item()  # numpy scalar
+        if isinstance(value, (bool, int, float, str)):
+            scalars[name] = value
+    return scalars

@@ -1,0 +1,71 @@
+"""The Parquet tables every backend writes, one file per video per table.
+
+- detections: one row per box (centre x, y, width, height in pixels, Roboflow's convention).
+- frames: one row per processed frame with its detection count, so "nothing detected" (a frame
+  row with detection_count 0) and "not processed" (no frame row) differ.
+- videos: one row per video: what was probed and how it was processed.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+UTC_TS = pa.timestamp("us", tz="UTC")
+
+_FRAME_COLUMNS = [
+    pa.field("video_id", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("frame_idx", pa.int64(), nullable=False),
+    pa.field("time_offset_s", pa.float64(), nullable=False),
+    pa.field("frame_ts", UTC_TS, nullable=False),
+]
+_LINEAGE_COLUMNS = [
+    pa.field("workflow_version", pa.string(), nullable=False),
+    pa.field("backend", pa.string(), nullable=False),
+]
+
+DETECTIONS = pa.schema(
+    [
+        *_FRAME_COLUMNS,
+        pa.field("class_name", pa.string(), nullable=False),
+        pa.field("class_id", pa.int32(), nullable=False),
+        pa.field("confidence", pa.float32()),
+        pa.field("x", pa.float32(), nullable=False),
+        pa.field("y", pa.float32(), nullable=False),
+        pa.field("width", pa.float32(), nullable=False),
+        pa.field("height", pa.float32(), nullable=False),
+        pa.field("tracker_id", pa.int64()),
+        *_LINEAGE_COLUMNS,
+    ]
+)
+
+FRAMES = pa.schema(
+    [
+        *_FRAME_COLUMNS,
+        pa.field("detection_count", pa.int32(), nullable=False),
+        pa.field("outputs", pa.string(), nullable=False),  # JSON object of the workflow's scalar outputs
+        *_LINEAGE_COLUMNS,
+    ]
+)
+
+VIDEOS = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("file", pa.string(), nullable=False),
+        pa.field("sha256", pa.string(), nullable=False),
+        pa.field("bytes", pa.int64(), nullable=False),
+        pa.field("duration_s", pa.float64(), nullable=False),
+        pa.field("fps", pa.float64(), nullable=False),
+        pa.field("width", pa.int32(), nullable=False),
+        pa.field("height", pa.int32(), nullable=False),
+        pa.field("codec", pa.string(), nullable=False),
+        pa.field("recorded_at", UTC_TS, nullable=False),
+        pa.field("frames_expected", pa.int64(), nullable=False),
+        pa.field("frames_processed", pa.int64(), nullable=False),
+        pa.field("processed_at", UTC_TS, nullable=False),
+        *_LINEAGE_COLUMNS,
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {"detections": DETECTIONS, "frames": FRAMES, "videos": VIDEOS}

@@ -1,0 +1,46 @@
+"""The PredictionStore resource: where the Parquet tables live and how readers find them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from video_assets.backends.base import BackendIdentity
+from video_assets.ingest.probe import VideoProbe
+from video_assets.predictions.schema import TABLES
+from video_assets.predictions.writer import PredictionWriter, table_file
+
+_DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "int64": "BIGINT",
+    "int32": "INTEGER",
+    "double": "DOUBLE",
+    "float": "FLOAT",
+    "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
+}
+
+
+class PredictionStore(dg.ConfigurableResource):
+    """Hive-style Parquet: <root>/<table>/video_id=<key>/part-0.parquet."""
+
+    root: str
+
+    def writer(self, video: VideoProbe, identity: BackendIdentity) -> PredictionWriter:
+        return PredictionWriter(Path(self.root), video, identity)
+
+    def file(self, table: str, video_id: str) -> Path:
+        return table_file(Path(self.root), table, video_id)
+
+    def glob(self, table: str) -> str:
+        """A glob that matches only committed files (temporary files are hidden and end in .tmp)."""
+        return str(Path(self.root) / table / "video_id=*" / "*.parquet")
+
+    def relation_sql(self, table: str) -> str:
+        """SQL for the table as a relation; typed and empty while no video has been processed."""
+        pattern = self.glob(table)
+        if any(Path(self.root, table).glob("video_id=*/*.parquet")):
+            quoted = pattern.replace("'", "''")
+            return f"read_parquet('{quoted}', union_by_name = true, hive_partitioning = false)"
+        columns = ", ".join(f"NULL::{_DUCKDB_TYPES[str(f.type)]} AS {f.name}" for f in TABLES[table])
+        return f"(SELECT {columns} WHERE false)"
