@@ -1,0 +1,75 @@
+"""The dbt_like_sql folder: find `.sql` models, read their refs and sources, render runnable SQL.
+
+A model is a SELECT in `<name>.sql`. Its leading `--` comment lines are its description.
+`{{ ref('other_model') }}` names another model's table; `{{ source('predictions') }}` (alias
+`detections`), `{{ source('frames') }}` and `{{ source('videos') }}` name the Parquet tables.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+# source name -> Parquet table written by frame_predictions
+SOURCES = {"predictions": "detections", "detections": "detections", "frames": "frames", "videos": "videos"}
+_REF = re.compile(r"\{\{\s*ref\(\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\)\s*\}\}")
+_SOURCE = re.compile(r"\{\{\s*source\(\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\)\s*\}\}")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class SqlModelError(ValueError):
+    """A model file is malformed; the message names the file."""
+
+
+@dataclass(frozen=True)
+class SqlModel:
+    name: str
+    path: Path
+    sql: str
+    description: str
+    refs: tuple[str, ...]
+    sources: tuple[str, ...]
+
+    def render(self, source_relation: Callable[[str], str]) -> str:
+        """The model's SELECT with refs turned into table names and sources into Parquet scans."""
+        sql = _REF.sub(lambda m: f'"{m.group(1)}"', self.sql)
+        return _SOURCE.sub(lambda m: source_relation(SOURCES[m.group(1)]), sql)
+
+
+def load_models(sql_dir: Path) -> list[SqlModel]:
+    models = [_parse(path) for path in sorted(sql_dir.glob("*.sql"))]
+    names = {m.name for m in models}
+    for model in models:
+        missing = sorted(set(model.refs) - names)
+        if missing:
+            raise SqlModelError(f"{model.path}: ref() to unknown model(s) {missing}; models are {sorted(names)}")
+    return models
+
+
+def _parse(path: Path) -> SqlModel:
+    if not _NAME.match(path.stem):
+        raise SqlModelError(f"{path}: model file names must be SQL identifiers (letters, digits, _)")
+    sql = path.read_text()
+    sources = tuple(dict.fromkeys(_SOURCE.findall(sql)))
+    unknown = sorted(set(sources) - set(SOURCES))
+    if unknown:
+        raise SqlModelError(f"{path}: unknown source(s) {unknown}; available: {sorted(SOURCES)}")
+    return SqlModel(
+        name=path.stem,
+        path=path,
+        sql=sql.strip().rstrip(";"),
+        description=_leading_comment(sql) or f"SQL model {path.name}",
+        refs=tuple(dict.fromkeys(_REF.findall(sql))),
+        sources=sources,
+    )
+
+
+def _leading_comment(sql: str) -> str:
+    lines = []
+    for line in sql.strip().splitlines():
+        if not line.startswith("--"):
+            break
+        lines.append(line[2:].strip())
+    return " ".join(lines).strip()
