@@ -1,0 +1,67 @@
+"""The `video-assets` command: demo, process, dev."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from video_assets.settings import Settings, SettingsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="video-assets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("demo", help="write sample videos into an empty inbox, then process them")
+    process = commands.add_parser(
+        "process", help="pick up every file in the drop folders, run it, build the SQL models, print a summary"
+    )
+    process.add_argument(
+        "--settle-timeout", type=float, default=3600.0, help="seconds to wait for files still being written"
+    )
+    dev = commands.add_parser("dev", help="start `dagster dev` on the instance under VIDEO_ASSETS_HOME")
+    dev.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed to `dagster dev` (e.g. -p 3001)")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"video-assets: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "demo":
+        return demo(settings)
+    if args.command == "process":
+        from video_assets.cli.process import process as run_process
+
+        return run_process(settings, settle_timeout_s=args.settle_timeout)
+    return dev_server(settings, args.dagster_args)
+
+
+def demo(settings: Settings) -> int:
+    from video_assets.cli.instance import prepare_environment
+    from video_assets.cli.process import process
+    from video_assets.ingest.files import scan_drop_folders
+    from video_assets.samples import write_samples
+
+    prepare_environment(settings)
+    inbox = settings.drop_folders[0]
+    if not any(f.is_video for f in scan_drop_folders([inbox])):
+        written = write_samples(settings.inbox)
+        print(f"Wrote {len(written)} sample videos into {settings.inbox}", flush=True)
+    return process(settings)
+
+
+def dev_server(settings: Settings, dagster_args: list[str]) -> int:
+    from video_assets.cli.instance import prepare_environment, workspace_file
+
+    prepare_environment(settings)
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [str(dagster), "dev", "-w", str(workspace_file()), *dagster_args]
+    print(f"DAGSTER_HOME={settings.dagster_home} {' '.join(command)}")
+    os.execv(command[0], command)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())
