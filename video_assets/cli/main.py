@@ -20,9 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     process.add_argument(
         "--settle-timeout", type=float, default=3600.0, help="seconds to wait for files still being written"
     )
-    dev = commands.add_parser("dev", help="start `dagster dev` on the instance under VIDEO_ASSETS_HOME")
-    dev.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed to `dagster dev` (e.g. -p 3001)")
-    args = parser.parse_args(argv)
+    commands.add_parser(
+        "dev", help="start `dagster dev` on the instance under VIDEO_ASSETS_HOME; other arguments go to it"
+    )
+    args, dagster_args = parser.parse_known_args(argv)
+    if dagster_args and args.command != "dev":
+        parser.error(f"unrecognized arguments: {' '.join(dagster_args)}")
 
     try:
         settings = Settings.from_env()
@@ -35,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         from video_assets.cli.process import process as run_process
 
         return run_process(settings, settle_timeout_s=args.settle_timeout)
-    return dev_server(settings, args.dagster_args)
+    return dev_server(settings, dagster_args)
 
 
 def demo(settings: Settings) -> int:
