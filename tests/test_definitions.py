@@ -27,7 +27,7 @@ def test_the_code_location_loads_without_inference_or_torch(tmp_path) -> None:
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert loaded["heavy"] == []
     assert {"raw_video", "frame_predictions", "video_summary"} <= set(loaded["assets"])
-    assert loaded["sensors"] == ["drop_folder_sensor"]
+    assert loaded["sensors"] == ["drop_folder_sensor", "sql_models_automation"]
 
 
 def test_assets_are_grouped_and_partitioned(defs) -> None:

@@ -11,18 +11,20 @@ from video_assets.ingest.sensor import build_drop_folder_sensor
 from video_assets.predictions.assets import frame_predictions
 from video_assets.predictions.store import PredictionStore
 from video_assets.settings import Settings
-from video_assets.sql.assets import build_sql_assets
+from video_assets.sql.assets import build_sql_assets, build_sql_automation_sensor
 from video_assets.sql.warehouse import Warehouse
 
 
 def build_definitions(settings: Settings, backend: dg.ConfigurableResource | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[raw_video, frame_predictions, *build_sql_assets(settings.sql_dir, frame_predictions.key)],
-        sensors=[build_drop_folder_sensor(settings.sensor_interval_s)],
+        sensors=[build_drop_folder_sensor(settings.sensor_interval_s), build_sql_automation_sensor()],
         resources={
             "library": VideoLibrary.from_settings(settings),
             "store": PredictionStore(root=str(settings.predictions_dir)),
-            "warehouse": Warehouse(path=str(settings.warehouse_path)),
+            "warehouse": Warehouse(
+                path=str(settings.warehouse_path), build_path=str(settings.warehouse_build_path)
+            ),
             "backend": backend or backend_from_env(),
         },
         # Parallelism comes from one run per video; steps within a run share one process.

@@ -53,12 +53,17 @@ class Settings:
         return self.home / "warehouse.duckdb"
 
     @property
+    def warehouse_build_path(self) -> Path:
+        """Where SQL models are built before being published to warehouse_path."""
+        return self.state_dir / "warehouse.build.duckdb"
+
+    @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
 
     @property
     def state_dir(self) -> Path:
-        """Caches that are safe to delete (content hashes of dropped files)."""
+        """Working state: the content-hash cache, the DuckDB build file."""
         return self.home / "state"
 
     @classmethod
