@@ -9,6 +9,7 @@ from video_assets.ingest.assets import raw_video
 from video_assets.ingest.library import VideoLibrary
 from video_assets.ingest.sensor import build_drop_folder_sensor
 from video_assets.predictions.assets import frame_predictions
+from video_assets.predictions.backfill import build_backfill_schedule
 from video_assets.predictions.store import PredictionStore
 from video_assets.settings import Settings
 from video_assets.sql.assets import build_sql_assets, build_sql_automation_sensor
@@ -19,6 +20,7 @@ def build_definitions(settings: Settings, backend: dg.ConfigurableResource | Non
     return dg.Definitions(
         assets=[raw_video, frame_predictions, *build_sql_assets(settings.sql_dir, frame_predictions.key)],
         sensors=[build_drop_folder_sensor(settings.sensor_interval_s), build_sql_automation_sensor()],
+        schedules=[build_backfill_schedule(settings.backfill_cron, settings.backfill_batch)],
         resources={
             "library": VideoLibrary.from_settings(settings),
             "store": PredictionStore(root=str(settings.predictions_dir)),

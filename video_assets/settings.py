@@ -35,6 +35,8 @@ class Settings:
     sensor_interval_s: int = 5
     sql_dir: Path = REPO_DIR / "dbt_like_sql"
     max_concurrent_runs: int = field(default_factory=lambda: os.cpu_count() or 2)
+    backfill_cron: str = "0 2 * * *"
+    backfill_batch: int = 50
 
     @property
     def inbox(self) -> Path:
@@ -76,6 +78,8 @@ class Settings:
             sensor_interval_s=_positive_int(env, "VIDEO_ASSETS_SENSOR_INTERVAL", 5),
             sql_dir=Path(env.get("VIDEO_ASSETS_SQL_DIR") or REPO_DIR / "dbt_like_sql").resolve(),
             max_concurrent_runs=_positive_int(env, "VIDEO_ASSETS_MAX_CONCURRENT_RUNS", os.cpu_count() or 2),
+            backfill_cron=env.get("VIDEO_ASSETS_BACKFILL_CRON") or "0 2 * * *",
+            backfill_batch=_positive_int(env, "VIDEO_ASSETS_BACKFILL_BATCH", 50),
         )
 
 
