@@ -59,6 +59,10 @@ class VideoBackend(dg.ConfigurableResource):
     def identity(self) -> BackendIdentity:
         raise NotImplementedError
 
+    def frames_expected(self, video: VideoProbe) -> int:
+        """How many frames this backend means to process (every frame, unless it samples)."""
+        return video.media.frame_count
+
     def predict(self, video: VideoProbe, sink: PredictionSink, log: logging.Logger) -> None:
         """Push every processed frame of `video` into `sink`, in order; raise BackendError on failure."""
         raise NotImplementedError

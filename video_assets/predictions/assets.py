@@ -1,6 +1,7 @@
 """frame_predictions: run the configured backend over every frame of a video, land it as Parquet."""
 
 import time
+from typing import Sequence
 
 import dagster as dg
 
@@ -11,30 +12,40 @@ from video_assets.predictions.store import PredictionStore
 from video_assets.predictions.writer import NoFramesError, WriteSummary
 
 
-@dg.asset(
-    partitions_def=videos_partitions,
-    group_name=VIDEO_GROUP,
-    kinds={"parquet"},
-    description="Per-frame predictions of the configured workflow: detections, frames and videos tables.",
-)
-def frame_predictions(
-    context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: VideoBackend, store: PredictionStore
-) -> dg.MaterializeResult:
-    identity = backend.identity()
-    started = time.monotonic()
-    try:
-        with store.writer(raw_video, identity) as writer:
-            backend.predict(raw_video, writer, context.log)
-            summary = writer.commit()
-    except (BackendError, NoFramesError) as exc:
-        raise dg.Failure(description=str(exc), metadata={"file": raw_video.path}) from exc
-    elapsed = time.monotonic() - started
-    if summary.frames_missing:
-        context.log.warning(
-            f"{raw_video.path}: {summary.frames_processed} of {summary.frames_expected} frames processed "
-            "(the container declares more frames than could be decoded)."
-        )
-    return dg.MaterializeResult(metadata=_metadata(summary, identity.backend, identity.workflow_version, elapsed))
+def build_frame_predictions(after: Sequence[dg.AssetKey] = ()) -> dg.AssetsDefinition:
+    """frame_predictions, run after `after` (the hosted steps) when the graph has them."""
+
+    @dg.asset(
+        name="frame_predictions",
+        partitions_def=videos_partitions,
+        group_name=VIDEO_GROUP,
+        kinds={"parquet"},
+        deps=list(after),
+        description="Per-frame predictions of the configured workflow: detections, frames and videos tables.",
+    )
+    def frame_predictions(
+        context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: VideoBackend, store: PredictionStore
+    ) -> dg.MaterializeResult:
+        started = time.monotonic()
+        try:
+            identity = backend.identity()
+            with store.writer(raw_video, identity, backend.frames_expected(raw_video)) as writer:
+                backend.predict(raw_video, writer, context.log)
+                summary = writer.commit()
+        except (BackendError, NoFramesError) as exc:
+            raise dg.Failure(description=str(exc), metadata={"file": raw_video.path}) from exc
+        elapsed = time.monotonic() - started
+        if summary.frames_missing:
+            context.log.warning(
+                f"{raw_video.path}: {summary.frames_processed} of {summary.frames_expected} frames processed "
+                "(the container declares more frames than could be decoded, or the backend lost some)."
+            )
+        return dg.MaterializeResult(metadata=_metadata(summary, identity.backend, identity.workflow_version, elapsed))
+
+    return frame_predictions
+
+
+frame_predictions = build_frame_predictions()
 
 
 def _metadata(summary: WriteSummary, backend: str, workflow_version: str, elapsed_s: float) -> dict:
