@@ -73,7 +73,7 @@ class FakeVideoApi:
     hold_jobs: bool = False  # keep every job running until released
     null_frames: tuple[int, ...] = ()  # sampled-frame indexes whose result is null (failed on the service)
     results_gone: bool = False  # every results download is 404
-    expire_results_urls_before: int = 0  # results URLs with a lower serial answer 400 ExpiredToken
+    expired_results_downloads: int = 0  # this many results downloads answer 400 ExpiredToken
     faults: deque[Fault] = field(default_factory=deque)
     requests: list[RecordedRequest] = field(default_factory=list)
     jobs: dict[str, Job] = field(default_factory=dict)
@@ -281,7 +281,8 @@ class _Handler(BaseHTTPRequestHandler):
         job = self.api.jobs.get(self.path.split("?")[0].split("/")[2])
         if job is None or self.api.results_gone:
             return 404, "NoSuchKey: The specified key does not exist."
-        if int(query.get("serial", ["0"])[0]) < self.api.expire_results_urls_before:
+        if self.api.expired_results_downloads > 0:
+            self.api.expired_results_downloads -= 1
             return 400, "ExpiredToken: Invalid argument. The provided token has expired."
         return 200, self.api.results_for(job)
 

@@ -202,7 +202,7 @@ class HostedBackend:
                 last_progress = status.progress
             if time.monotonic() + self.options.poll_s > deadline:
                 raise BackendError(
-                    f"Hosted job {row.job_id} for {video.path} is still running after {self.options.timeout_s:.0f} s "
+                    f"Hosted job {row.job_id} for {video.path} is still running after {self.options.timeout_s:g} s "
                     "(VIDEO_ASSETS_HOSTED_TIMEOUT). It stays recorded: re-run to resume polling the same job; "
                     "nothing is submitted again."
                 )
