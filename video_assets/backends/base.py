@@ -32,6 +32,21 @@ class Detection:
     height: float
     tracker_id: int | None = None
 
+    @classmethod
+    def from_roboflow(cls, box: dict[str, Any]) -> Detection:
+        """A box as Roboflow serialises it (hosted results, inference server): centre x, y, width, height, class."""
+        tracker = box.get("tracker_id")
+        return cls(
+            class_name=str(box.get("class", box.get("class_name", ""))),
+            class_id=int(box.get("class_id", -1)),
+            confidence=float(box["confidence"]) if box.get("confidence") is not None else None,
+            x=float(box["x"]),
+            y=float(box["y"]),
+            width=float(box["width"]),
+            height=float(box["height"]),
+            tracker_id=int(tracker) if tracker is not None else None,
+        )
+
 
 @dataclass(frozen=True)
 class FramePrediction:

@@ -170,27 +170,13 @@ def _frame(offset: int, time_s: float, element: dict[str, Any]) -> FramePredicti
     predictions = element.get("predictions") if isinstance(element, dict) else None
     if isinstance(predictions, dict):  # a workflow output that wraps {"image", "predictions"}
         predictions = predictions.get("predictions")
-    detections = tuple(_detection(p) for p in predictions or [] if isinstance(p, dict))
+    detections = tuple(Detection.from_roboflow(p) for p in predictions or [] if isinstance(p, dict))
     outputs = {
         name: value
         for name, value in (element.items() if isinstance(element, dict) else [])
         if name != "time" and isinstance(value, (bool, int, float, str))
     }
     return FramePrediction(frame_idx=offset, time_offset_s=time_s, detections=detections, outputs=outputs)
-
-
-def _detection(p: dict[str, Any]) -> Detection:
-    tracker = p.get("tracker_id")
-    return Detection(
-        class_name=str(p.get("class", p.get("class_name", ""))),
-        class_id=int(p.get("class_id", -1)),
-        confidence=float(p["confidence"]) if p.get("confidence") is not None else None,
-        x=float(p["x"]),
-        y=float(p["y"]),
-        width=float(p["width"]),
-        height=float(p["height"]),
-        tracker_id=int(tracker) if tracker is not None else None,
-    )
 
 
 def _first(body: dict[str, Any], *names: str) -> Any:
