@@ -194,3 +194,33 @@ def test_a_missing_target_fails_with_what_to_set(settings, instance, fake_api, w
 
 def ledger(settings) -> JobLedger:
     return JobLedger(Path(settings.state_dir) / LEDGER_FILE)
+
+
+def test_video_assets_process_runs_the_hosted_steps_from_the_environment(tmp_path, samples_dir, fake_api) -> None:
+    """The CLI's sensor-driven runs (separate run processes) pick the hosted backend and its settings from the environment."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    (home / "inbox").mkdir(parents=True)
+    shutil.copy2(samples_dir / "two_walkers.mp4", home / "inbox" / "two_walkers.mp4")
+    env = {
+        **os.environ,
+        "VIDEO_ASSETS_HOME": str(home),
+        "VIDEO_ASSETS_SENSOR_INTERVAL": "1",
+        "VIDEO_ASSETS_BACKEND": "hosted",
+        "ROBOFLOW_API_URL": fake_api.url,
+        "ROBOFLOW_WORKSPACE": "acme",
+        "ROBOFLOW_WORKFLOW": "count-people",
+        "VIDEO_ASSETS_POLL_SECONDS": "0.05",
+    }
+    cli = str(Path(sys.executable).with_name("video-assets"))
+    done = subprocess.run([cli, "process"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = next(l for l in done.stdout.splitlines() if l.startswith("inbox/two_walkers.mp4"))
+    assert " success " in line and " 50/50 " in line
+    assert fake_api.count("submit") == 1 and fake_api.jobs[next(iter(fake_api.jobs))].form == "workflow"
+    leaks = [p for p in home.rglob("*") if p.is_file() and API_KEY.encode() in p.read_bytes()]
+    assert leaks == [] and API_KEY not in done.stdout + done.stderr
