@@ -21,6 +21,8 @@ import logging
 import time
 from typing import Any
 
+import requests
+
 from video_assets.backends.base import BackendError, BackendIdentity, Detection, FramePrediction, PredictionSink
 from video_assets.backends.redact import redact
 from video_assets.backends.self_hosted import SelfHostedBackend, _scalar_outputs
@@ -127,8 +129,6 @@ class ServerBackend:
         A decoding buffer of one frame keeps the decoder from reaching the end of the file while
         frames still wait for inference: the server ends a pipeline once its file is decoded.
         """
-        import requests
-
         processing = {"type": "WorkflowConfiguration", "image_input_name": "image", "workflows_parameters": self.workflow.workflow_parameters or None}
         if self.workflow.uses_saved_workflow:
             processing.update(workspace_name=self.workflow.workspace, workflow_id=self.workflow.workflow_id,

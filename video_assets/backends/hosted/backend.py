@@ -138,7 +138,9 @@ class HostedBackend:
     def submit(self, video: VideoProbe, log: logging.Logger) -> JobRow:
         """Submit the job once; afterwards return the ledger's job instead of submitting again."""
         key = self.key(video)
-        row = self.upload(video, log)
+        row = self._reopened_if_forced(key, log)
+        if row is None or row.state == "uploaded":
+            row = self.upload(video, log)
         if row.state in ("submitted", "done"):
             log.info(f"{video.path}: job {row.job_id} was submitted at {row.submitted_at}; not submitting again")
             return row
