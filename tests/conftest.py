@@ -52,3 +52,15 @@ def drop_sample(settings: Settings, samples_dir: Path, name: str, as_name: str |
 
 def sample(name: str):
     return next(s for s in SAMPLES if s.name == name)
+
+
+API_KEY = "rf_TEST_KEY_d41d8cd98f00b204"  # distinctive, so a leak anywhere is found by a plain search
+
+
+@pytest.fixture
+def fake_api(tmp_path: Path):
+    from fakes.roboflow_video_api import FakeVideoApi
+
+    api = FakeVideoApi(root=tmp_path / "fake_api", api_key=API_KEY).start()
+    yield api
+    api.stop()

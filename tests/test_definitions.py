@@ -6,12 +6,14 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
-from video_assets.backends.resources import backend_from_env
+from video_assets.backends.resources import Backend, backend_config_from_env
 from video_assets.backends.self_hosted import DEFAULT_WORKFLOW_FILE
 
 
-def test_the_code_location_loads_without_inference_or_torch(tmp_path) -> None:
+@pytest.mark.parametrize("kind", ["self_hosted", "hosted"])
+def test_the_code_location_loads_without_inference_or_torch(kind, tmp_path) -> None:
     probe = (
         "import json, sys\n"
         "import dagster as dg\n"
@@ -22,7 +24,7 @@ def test_the_code_location_loads_without_inference_or_torch(tmp_path) -> None:
         "  'assets': sorted(k.to_user_string() for k in graph.get_all_asset_keys()),\n"
         "  'sensors': [s.name for s in defs.sensors]}))\n"
     )
-    env = {**os.environ, "VIDEO_ASSETS_HOME": str(tmp_path)}
+    env = {**os.environ, "VIDEO_ASSETS_HOME": str(tmp_path), "VIDEO_ASSETS_BACKEND": kind, "ROBOFLOW_MODEL": "people/1"}
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert loaded["heavy"] == []
@@ -41,7 +43,10 @@ def test_assets_are_grouped_and_partitioned(defs) -> None:
 
 
 def test_backend_is_chosen_by_environment() -> None:
-    assert backend_from_env({}).workflow_file == DEFAULT_WORKFLOW_FILE
-    assert backend_from_env({"VIDEO_ASSETS_WORKFLOW": "/w.json"}).workflow_file == "/w.json"
-    saved = backend_from_env({"ROBOFLOW_WORKSPACE": "acme", "ROBOFLOW_WORKFLOW": "people"})
+    def self_hosted(env):
+        return Backend(**backend_config_from_env(env)).self_hosted_backend()
+
+    assert self_hosted({}).workflow_file == DEFAULT_WORKFLOW_FILE
+    assert self_hosted({"VIDEO_ASSETS_WORKFLOW": "/w.json"}).workflow_file == "/w.json"
+    saved = self_hosted({"ROBOFLOW_WORKSPACE": "acme", "ROBOFLOW_WORKFLOW": "people"})
     assert saved.uses_saved_workflow and saved.workflow_id == "people"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-from video_assets.backends.resources import backend_from_env
+from video_assets.backends.hosted.assets import inference_job, uploaded_video
+from video_assets.backends.resources import backend_from_env, configured_kind
 from video_assets.ingest.assets import raw_video
 from video_assets.ingest.library import VideoLibrary
 from video_assets.ingest.sensor import build_drop_folder_sensor
-from video_assets.predictions.assets import frame_predictions
+from video_assets.predictions.assets import FRAME_PREDICTIONS, build_frame_predictions
 from video_assets.predictions.backfill import build_backfill_schedule
 from video_assets.predictions.store import PredictionStore
 from video_assets.settings import Settings
@@ -17,8 +18,9 @@ from video_assets.sql.warehouse import Warehouse
 
 
 def build_definitions(settings: Settings, backend: dg.ConfigurableResource | None = None) -> dg.Definitions:
+    backend = backend or backend_from_env(state_dir=settings.state_dir)
     return dg.Definitions(
-        assets=[raw_video, frame_predictions, *build_sql_assets(settings.sql_dir, frame_predictions.key)],
+        assets=[raw_video, *_prediction_assets(backend), *build_sql_assets(settings.sql_dir, FRAME_PREDICTIONS)],
         sensors=[build_drop_folder_sensor(settings.sensor_interval_s), build_sql_automation_sensor()],
         schedules=[build_backfill_schedule(settings.backfill_cron, settings.backfill_batch)],
         resources={
@@ -27,11 +29,18 @@ def build_definitions(settings: Settings, backend: dg.ConfigurableResource | Non
             "warehouse": Warehouse(
                 path=str(settings.warehouse_path), build_path=str(settings.warehouse_build_path)
             ),
-            "backend": backend or backend_from_env(),
+            "backend": backend,
         },
         # Parallelism comes from one run per video; steps within a run share one process.
         executor=dg.in_process_executor,
     )
+
+
+def _prediction_assets(backend: dg.ConfigurableResource) -> list[dg.AssetsDefinition]:
+    """With the hosted backend, upload and job are steps of their own before frame_predictions."""
+    if configured_kind(backend) == "hosted":
+        return [uploaded_video, inference_job, build_frame_predictions(after=[inference_job.key])]
+    return [build_frame_predictions()]
 
 
 defs = build_definitions(Settings.from_env())

@@ -21,7 +21,15 @@ PERMANENT = "permanent"
 
 
 class BackendError(Exception):
-    """Inference failed for one video. The message names the video and what to do."""
+    """Inference failed for one video. The message names the video and what to do.
+
+    `permanent` means retrying cannot help until a person acts (a failed or ambiguous paid job, a
+    budget, a rejected request); otherwise the step is retried with backoff.
+    """
+
+    def __init__(self, message: str, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,21 @@ class Detection:
     width: float
     height: float
     tracker_id: int | None = None
+
+    @classmethod
+    def from_roboflow(cls, box: dict[str, Any]) -> Detection:
+        """A box as Roboflow serialises it (hosted results, inference server): centre x, y, width, height, class."""
+        tracker = box.get("tracker_id")
+        return cls(
+            class_name=str(box.get("class", box.get("class_name", ""))),
+            class_id=int(box.get("class_id", -1)),
+            confidence=float(box["confidence"]) if box.get("confidence") is not None else None,
+            x=float(box["x"]),
+            y=float(box["y"]),
+            width=float(box["width"]),
+            height=float(box["height"]),
+            tracker_id=int(tracker) if tracker is not None else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -63,6 +86,10 @@ class VideoBackend(dg.ConfigurableResource):
 
     def identity(self) -> BackendIdentity:
         raise NotImplementedError
+
+    def frames_expected(self, video: VideoProbe) -> int:
+        """How many frames this backend means to process (every frame, unless it samples)."""
+        return video.media.frame_count
 
     def predict(self, video: VideoProbe, sink: PredictionSink, log: logging.Logger) -> None:
         """Push every processed frame of `video` into `sink`, in order; raise BackendError on failure."""

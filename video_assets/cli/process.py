@@ -18,7 +18,7 @@ from video_assets.ingest.assets import videos_partitions
 from video_assets.ingest.files import DroppedFile
 from video_assets.ingest.keys import hash_of_key
 from video_assets.ingest.library import VideoLibrary
-from video_assets.predictions.assets import frame_predictions
+from video_assets.predictions.assets import FRAME_PREDICTIONS
 from video_assets.settings import Settings
 from video_assets.sql.assets import SQL_GROUP
 
@@ -50,17 +50,17 @@ def process(settings: Settings, settle_timeout_s: float = 3600.0) -> int:
 
 
 def _process(settings: Settings, settle_timeout_s: float, echo: Echo) -> int:
-    instance = dg.DagsterInstance.get()
     library = VideoLibrary.from_settings(settings)
     present = library.scan()
     echo(f"{len(present)} file(s) in {', '.join(str(f.path) for f in library.folders())}")
-    with DagsterDriver(instance) as driver:
-        settled, unsettled = _settle(driver, library, present, settings.sensor_interval_s, settle_timeout_s, echo)
-        reports = _classify(instance, library, settled) + [FileReport(f, "still changing") for f in unsettled]
-        _wait_for_runs(driver, reports, echo)
-    _fill_outcomes(instance, driver, reports)
-    if any(r.status == "success" for r in reports):
-        _build_sql_models(settings, instance, echo)
+    with dg.DagsterInstance.get() as instance:
+        with DagsterDriver(instance) as driver:
+            settled, unsettled = _settle(driver, library, present, settings.sensor_interval_s, settle_timeout_s, echo)
+            reports = _classify(instance, library, settled) + [FileReport(f, "still changing") for f in unsettled]
+            _wait_for_runs(driver, reports, echo)
+        _fill_outcomes(instance, driver, reports)
+        if any(r.status == "success" for r in reports):
+            _build_sql_models(settings, instance, echo)
     echo(_format(reports))
     return 1 if any(r.status in ("failed", "canceled", "not run") for r in reports) else 0
 
@@ -140,7 +140,7 @@ def _fill_outcomes(instance: dg.DagsterInstance, driver: DagsterDriver, reports:
 
 def _latest_prediction_metadata(instance: dg.DagsterInstance, video_key: str) -> dict:
     result = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=frame_predictions.key, asset_partitions=[video_key]), limit=1
+        dg.AssetRecordsFilter(asset_key=FRAME_PREDICTIONS, asset_partitions=[video_key]), limit=1
     )
     if not result.records:
         return {}

@@ -1,6 +1,7 @@
 """frame_predictions: run the configured backend over every frame of a video, land it as Parquet."""
 
 import time
+from typing import Sequence
 
 import dagster as dg
 
@@ -11,34 +12,47 @@ from video_assets.predictions.store import PredictionStore
 from video_assets.predictions.writer import NoFramesError, WriteSummary
 
 
-@dg.asset(
-    partitions_def=videos_partitions,
-    group_name=VIDEO_GROUP,
-    kinds={"parquet"},
-    description="Per-frame predictions of the configured workflow: detections, frames and videos tables.",
-    # Backend errors can be transient (network, a busy server); unreadable input is marked permanent.
-    retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
-)
-def frame_predictions(
-    context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: VideoBackend, store: PredictionStore
-) -> dg.MaterializeResult:
-    started = time.monotonic()
-    try:
-        identity = backend.identity()
-        with store.writer(raw_video, identity) as writer:
-            backend.predict(raw_video, writer, context.log)
-            summary = writer.commit()
-    except NoFramesError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False, metadata={PERMANENT: True}) from exc
-    except BackendError as exc:
-        raise dg.Failure(description=str(exc), metadata={"file": raw_video.path}) from exc
-    elapsed = time.monotonic() - started
-    if summary.frames_missing:
-        context.log.warning(
-            f"{raw_video.path}: {summary.frames_processed} of {summary.frames_expected} frames processed "
-            "(the container declares more frames than could be decoded)."
-        )
-    return dg.MaterializeResult(metadata=_metadata(summary, identity.backend, identity.workflow_version, elapsed))
+FRAME_PREDICTIONS = dg.AssetKey("frame_predictions")
+
+
+def build_frame_predictions(after: Sequence[dg.AssetKey] = ()) -> dg.AssetsDefinition:
+    """frame_predictions, run after `after` (the hosted steps) when the graph has them."""
+
+    @dg.asset(
+        key=FRAME_PREDICTIONS,
+        partitions_def=videos_partitions,
+        group_name=VIDEO_GROUP,
+        kinds={"parquet"},
+        deps=list(after),
+        description="Per-frame predictions of the configured workflow: detections, frames and videos tables.",
+        # Backend errors can be transient (network, a busy server); unusable input and errors that need
+        # a person (a failed hosted job, a budget) are marked permanent and not retried.
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+    )
+    def frame_predictions(
+        context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: VideoBackend, store: PredictionStore
+    ) -> dg.MaterializeResult:
+        started = time.monotonic()
+        try:
+            identity = backend.identity()
+            with store.writer(raw_video, identity, backend.frames_expected(raw_video)) as writer:
+                backend.predict(raw_video, writer, context.log)
+                summary = writer.commit()
+        except NoFramesError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False, metadata={PERMANENT: True}) from exc
+        except BackendError as exc:
+            raise dg.Failure(
+                description=str(exc), allow_retries=not exc.permanent, metadata={PERMANENT: exc.permanent}
+            ) from exc
+        elapsed = time.monotonic() - started
+        if summary.frames_missing:
+            context.log.warning(
+                f"{raw_video.path}: {summary.frames_processed} of {summary.frames_expected} frames processed "
+                "(the container declares more frames than could be decoded, or the backend lost some)."
+            )
+        return dg.MaterializeResult(metadata=_metadata(summary, identity.backend, identity.workflow_version, elapsed))
+
+    return frame_predictions
 
 
 def _metadata(summary: WriteSummary, backend: str, workflow_version: str, elapsed_s: float) -> dict:

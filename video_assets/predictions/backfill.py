@@ -17,7 +17,7 @@ from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from video_assets.backends.base import PERMANENT, VideoBackend
 from video_assets.ingest.assets import VIDEO_ASSETS, videos_partitions
-from video_assets.predictions.assets import frame_predictions
+from video_assets.predictions.assets import FRAME_PREDICTIONS
 
 SCHEDULE_NAME = "video_backfill"
 REASON_TAG = "video_assets/backfill"
@@ -75,7 +75,7 @@ def plan_backfill(states: list[PartitionState], batch_size: int) -> list[Partiti
 
 def classify_partitions(instance: dg.DagsterInstance, workflow_version: str) -> list[PartitionState]:
     keys = instance.get_dynamic_partitions(videos_partitions.name)
-    done = _latest_materializations(instance, frame_predictions.key)
+    done = _latest_materializations(instance, FRAME_PREDICTIONS)
     runs = _runs_by_partition(instance, set(keys))
     states = []
     for key in keys:

@@ -26,8 +26,8 @@ class PredictionStore(dg.ConfigurableResource):
 
     root: str
 
-    def writer(self, video: VideoProbe, identity: BackendIdentity) -> PredictionWriter:
-        return PredictionWriter(Path(self.root), video, identity)
+    def writer(self, video: VideoProbe, identity: BackendIdentity, frames_expected: int | None = None) -> PredictionWriter:
+        return PredictionWriter(Path(self.root), video, identity, frames_expected=frames_expected)
 
     def file(self, table: str, video_id: str) -> Path:
         return table_file(Path(self.root), table, video_id)

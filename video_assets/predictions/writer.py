@@ -49,10 +49,18 @@ class WriteSummary:
 class PredictionWriter:
     """A PredictionSink that writes the detections, frames and videos tables of one video."""
 
-    def __init__(self, root: Path, video: VideoProbe, identity: BackendIdentity, flush_every: int = 512):
+    def __init__(
+        self,
+        root: Path,
+        video: VideoProbe,
+        identity: BackendIdentity,
+        flush_every: int = 512,
+        frames_expected: int | None = None,
+    ):
         self.root = root
         self.video = video
         self.identity = identity
+        self.frames_expected = video.media.frame_count if frames_expected is None else frames_expected
         self.flush_every = flush_every
         self._base_ts_us = int(video.media.recorded_at.timestamp() * 1_000_000)
         self._token = uuid.uuid4().hex[:8]
@@ -104,7 +112,7 @@ class PredictionWriter:
         """Finish all three tables and rename them into place (videos last: it marks the video done)."""
         if self.frames_processed == 0:
             raise NoFramesError(
-                f"No frame of {self.video.path} was processed (expected {self.video.media.frame_count}). "
+                f"No frame of {self.video.path} was processed (expected {self.frames_expected}). "
                 "The file may be truncated or in a codec OpenCV cannot read; re-encode it as MP4/H.264."
             )
         self._flush()
@@ -117,7 +125,7 @@ class PredictionWriter:
             os.replace(self._temp_path(table), final)
             files[table] = final
         self._committed = True
-        expected = self.video.media.frame_count
+        expected = self.frames_expected
         return WriteSummary(
             frames_expected=expected,
             frames_processed=self.frames_processed,
@@ -170,7 +178,7 @@ class PredictionWriter:
             "height": media.height,
             "codec": media.codec,
             "recorded_at": media.recorded_at,
-            "frames_expected": media.frame_count,
+            "frames_expected": self.frames_expected,
             "frames_processed": self.frames_processed,
             "processed_at": datetime.now(timezone.utc),
             "workflow_version": self.identity.workflow_version,

@@ -1,0 +1,99 @@
+"""uploaded_video -> inference_job: the hosted steps before frame_predictions, one partition per video.
+
+They exist in the graph when the deployment's backend kind is `hosted`. Their state lives in the
+job ledger, not in an IO manager, so frame_predictions finds the job whether or not these steps
+ran in the same run (a run that switches to `hosted` in run config does all steps inside
+frame_predictions).
+"""
+
+from typing import Any, Callable
+
+import dagster as dg
+
+from video_assets.backends.base import PERMANENT, BackendError
+from video_assets.backends.hosted.backend import HostedBackend, without_query
+from video_assets.backends.resources import Backend
+from video_assets.ingest.assets import VIDEO_GROUP, videos_partitions
+from video_assets.ingest.probe import VideoProbe
+
+
+@dg.asset(
+    partitions_def=videos_partitions,
+    group_name=VIDEO_GROUP,
+    kinds={"roboflow"},
+    description="The video uploaded to the hosted API's signed URL (streamed from disk; skipped if already uploaded).",
+)
+def uploaded_video(context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: Backend) -> dg.MaterializeResult:
+    hosted = _hosted(context, backend)
+    if hosted is None:
+        return _not_used(backend)
+    row = _step(hosted.upload, raw_video, context)
+    return dg.MaterializeResult(
+        metadata={
+            "file": raw_video.path,
+            "bytes": raw_video.bytes,
+            "video_url": without_query(row.video_url or ""),
+            "uploaded_at": row.uploaded_at or "",
+            "api_url": hosted.options.api_url,
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=videos_partitions,
+    group_name=VIDEO_GROUP,
+    kinds={"roboflow"},
+    deps=[uploaded_video],
+    description="One hosted inference job per (video, workflow or model, fps): submitted once, polled until done.",
+)
+def inference_job(context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: Backend) -> dg.MaterializeResult:
+    hosted = _hosted(context, backend)
+    if hosted is None:
+        return _not_used(backend)
+    estimate = hosted.estimate(raw_video)
+    recorded = hosted.job(raw_video)
+    if recorded is None or recorded.job_id is None:
+        # Shown before anything is submitted, so the UI has the estimate even if the run stops here.
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=context.asset_key,
+                partition=context.partition_key,
+                metadata={"spend_estimate_frames": estimate.frames, "spend_estimate_credits": estimate.credits, "fps": estimate.fps},
+            )
+        )
+    row = _step(hosted.submit, raw_video, context)
+    _step(hosted.wait, raw_video, context)
+    return dg.MaterializeResult(
+        metadata={
+            "job_id": row.job_id or "",
+            "target": hosted.options.target.identity,
+            "fps": estimate.fps,
+            "spend_estimate_frames": estimate.frames,
+            "spend_estimate_credits": estimate.credits,
+            "submitted_at": row.submitted_at or "",
+            "frames_submitted_in_ledger": hosted.ledger.submitted_frames(),
+        }
+    )
+
+
+def _hosted(context: dg.AssetExecutionContext, backend: Backend) -> HostedBackend | None:
+    if backend.kind != "hosted":
+        context.log.info(f"The backend for this run is {backend.kind}; the hosted steps have nothing to do.")
+        return None
+    try:
+        return backend.hosted_backend()
+    except BackendError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+
+def _step(step: Callable[..., Any], video: VideoProbe, context: dg.AssetExecutionContext) -> Any:
+    try:
+        return step(video, context.log)
+    except BackendError as exc:
+        raise dg.Failure(
+            description=str(exc), allow_retries=not exc.permanent, metadata={"file": video.path, PERMANENT: exc.permanent}
+        ) from None
+
+
+def _not_used(backend: Backend) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"skipped": f"backend kind is {backend.kind} for this run"})
