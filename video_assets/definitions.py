@@ -6,7 +6,9 @@ import dagster as dg
 
 from video_assets.backends.hosted.assets import inference_job, uploaded_video
 from video_assets.backends.resources import backend_from_env, configured_kind
-from video_assets.ingest.assets import raw_video
+from video_assets.events.assets import build_vision_events_asset
+from video_assets.events.sink import VisionEvents, vision_events_from_env
+from video_assets.ingest.assets import VIDEO_GROUP, raw_video, videos_partitions
 from video_assets.ingest.library import VideoLibrary
 from video_assets.ingest.sensor import build_drop_folder_sensor
 from video_assets.predictions.assets import FRAME_PREDICTIONS, build_frame_predictions
@@ -17,10 +19,20 @@ from video_assets.sql.assets import build_sql_assets, build_sql_automation_senso
 from video_assets.sql.warehouse import Warehouse
 
 
-def build_definitions(settings: Settings, backend: dg.ConfigurableResource | None = None) -> dg.Definitions:
+def build_definitions(
+    settings: Settings,
+    backend: dg.ConfigurableResource | None = None,
+    events_sink: VisionEvents | None = None,
+) -> dg.Definitions:
     backend = backend or backend_from_env(state_dir=settings.state_dir)
+    events_sink = events_sink or vision_events_from_env()
     return dg.Definitions(
-        assets=[raw_video, *_prediction_assets(backend), *build_sql_assets(settings.sql_dir, FRAME_PREDICTIONS)],
+        assets=[
+            raw_video,
+            *_prediction_assets(backend),
+            *build_sql_assets(settings.sql_dir, FRAME_PREDICTIONS),
+            *([build_vision_events_asset(videos_partitions, FRAME_PREDICTIONS, VIDEO_GROUP)] if events_sink else []),
+        ],
         sensors=[build_drop_folder_sensor(settings.sensor_interval_s), build_sql_automation_sensor()],
         schedules=[build_backfill_schedule(settings.backfill_cron, settings.backfill_batch)],
         resources={
@@ -30,6 +42,7 @@ def build_definitions(settings: Settings, backend: dg.ConfigurableResource | Non
                 path=str(settings.warehouse_path), build_path=str(settings.warehouse_build_path)
             ),
             "backend": backend,
+            **({"events_sink": events_sink} if events_sink else {}),
         },
         # Parallelism comes from one run per video; steps within a run share one process.
         executor=dg.in_process_executor,

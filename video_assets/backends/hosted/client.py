@@ -1,4 +1,5 @@
-"""HTTP calls to the hosted video API: timeouts, retries with backoff, Retry-After, redacted errors.
+"""HTTP calls to Roboflow's APIs (hosted video, Vision Events): timeouts, retries with backoff,
+Retry-After, redacted errors.
 
 Whether a failed call may be retried depends on whether it could have had an effect:
 - reads (GET), the signed-URL request and the upload (PUT) are safe to repeat;

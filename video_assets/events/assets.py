@@ -1,0 +1,49 @@
+"""vision_events: after a video's predictions land, its per-minute summaries go to Vision Events.
+
+A delivery problem never fails the run (the predictions are already safe): it fails the asset's
+`delivered` check, visible in the UI, and the next materialization sends the same event ids again.
+"""
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+
+from video_assets.events.sink import VisionEvents
+from video_assets.events.summaries import summary_events
+from video_assets.predictions.store import PredictionStore
+
+DELIVERED = "delivered"
+
+
+def build_vision_events_asset(
+    partitions_def: dg.PartitionsDefinition, upstream: dg.AssetKey, group: str, name: str = "vision_events"
+) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=name,
+        partitions_def=partitions_def,
+        group_name=group,
+        deps=[upstream],
+        kinds={"roboflow"},
+        check_specs=[dg.AssetCheckSpec(DELIVERED, asset=name, description="Every summary event was accepted.")],
+        description="Per-minute summary events (counts per class, tracks, line crossings) sent to Vision Events.",
+    )
+    def _send(context: dg.AssetExecutionContext, events_sink: VisionEvents, store: PredictionStore) -> dg.MaterializeResult:
+        events = summary_events(Path(store.root), context.partition_key, events_sink.use_case, datetime.now(timezone.utc))
+        delivery = events_sink.send(events, context.log)
+        for problem in delivery.rejected + delivery.failed:
+            context.log.warning(f"Vision Events: {problem}")
+        details = {"sent": len(delivery.sent), "rejected": len(delivery.rejected), "failed_batches": len(delivery.failed)}
+        return dg.MaterializeResult(
+            metadata={**details, "use_case": events_sink.use_case, "events": len(events)},
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=DELIVERED,
+                    passed=delivery.ok,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={**details, "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in delivery.rejected + delivery.failed) or "none")},
+                )
+            ],
+        )
+
+    return _send
