@@ -18,7 +18,7 @@ from video_assets.ingest.keys import HASH_CHARS, hash_of_key, video_key
 # Files whose ctime is within this margin of the scan stay listed individually, so a file that
 # appeared during a directory listing is never hidden behind the watermark.
 WATERMARK_MARGIN_NS = 5_000_000_000
-MAX_SETTLED_PER_TICK = 200
+MAX_SETTLED_PER_TICK = 500
 HASH_BUDGET_S = 20.0
 
 Outcome = Literal["new", "known", "duplicate", "not_video"]
