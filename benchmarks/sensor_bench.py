@@ -58,9 +58,9 @@ class _Ticker:
 
     def timed(self) -> float:
         started = time.perf_counter()
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor, definitions=self.defs,
-                                          resources=self.defs.resources)
-        result = self.defs.get_sensor_def(SENSOR_NAME)(context)
+        with dg.build_sensor_context(instance=self.instance, cursor=self.cursor, definitions=self.defs,
+                                     resources=self.defs.resources) as context:
+            result = self.defs.get_sensor_def(SENSOR_NAME)(context)
         for request in result.dynamic_partitions_requests:  # the daemon applies these as part of the tick
             self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
         self.cursor, self.last_runs = result.cursor, len(result.run_requests)

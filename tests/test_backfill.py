@@ -28,6 +28,13 @@ def run_videos(defs: dg.Definitions, instance, key: str) -> dg.ExecuteInProcessR
     return dg.materialize(assets, partition_key=key, instance=instance, resources=defs.resources, raise_on_error=False)
 
 
+def evaluate_schedule(defs: dg.Definitions, instance):
+    # As a context manager: the context opens its own instance from the ref and must close it here,
+    # not whenever it happens to be garbage collected (which would reset Dagster's context state).
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT, resources=defs.resources) as context:
+        return defs.get_schedule_def(SCHEDULE_NAME)(context)
+
+
 def add_run(instance, key: str, status: dg.DagsterRunStatus) -> None:
     """A run record in a given state (what a crashed or still-running run leaves behind)."""
     instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", run_id=str(uuid.uuid4()), status=status,
@@ -87,9 +94,7 @@ def test_the_schedule_requests_exactly_the_missing_failed_and_stale_videos(mixed
     assert states[keys["gone.mp4"]].detail.startswith("failed 3 times")
     assert states[keys["one_runner.mp4"]].detail.endswith(f"now {version}")
 
-    schedule = current.get_schedule_def(SCHEDULE_NAME)
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT, resources=current.resources)
-    requests = schedule(context)
+    requests = evaluate_schedule(current, instance)
     assert [(r.partition_key, r.tags[REASON_TAG]) for r in requests] == [
         (keys["flaky/two_walkers.mp4"], "failed"),
         (keys["empty_hallway.mp4"], "missing"),
@@ -98,8 +103,7 @@ def test_the_schedule_requests_exactly_the_missing_failed_and_stale_videos(mixed
     assert all(r.run_key == f"2026-11-27T02:00:{r.partition_key}" for r in requests)
 
     small = build_definitions(type(settings)(**{**settings.__dict__, "backfill_batch": 2}))
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT, resources=small.resources)
-    assert [r.tags[REASON_TAG] for r in small.get_schedule_def(SCHEDULE_NAME)(context)] == ["failed", "missing"]
+    assert [r.tags[REASON_TAG] for r in evaluate_schedule(small, instance)] == ["failed", "missing"]
 
 
 def test_nothing_to_do_is_a_skip_that_lists_what_is_not_retried(settings, instance, samples_dir) -> None:
@@ -110,8 +114,7 @@ def test_nothing_to_do_is_a_skip_that_lists_what_is_not_retried(settings, instan
     defs = build_definitions(settings)
     for key in keys.values():
         run_videos(defs, instance, key)
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT, resources=defs.resources)
-    skip = defs.get_schedule_def(SCHEDULE_NAME)(context)
+    skip = evaluate_schedule(defs, instance)
     assert isinstance(skip, dg.SkipReason)
     assert "1 done, 1 given_up; requesting 0 run(s)" in skip.skip_message
     assert f"not retried: {keys['corrupt.mp4']}:" in skip.skip_message

@@ -21,10 +21,10 @@ class SensorHarness:
         self.defs, self.instance, self.cursor = defs, instance, None
 
     def tick(self) -> dg.SensorResult:
-        context = dg.build_sensor_context(
+        with dg.build_sensor_context(
             instance=self.instance, cursor=self.cursor, definitions=self.defs, resources=self.defs.resources
-        )
-        result = self.defs.get_sensor_def(SENSOR_NAME)(context)
+        ) as context:
+            result = self.defs.get_sensor_def(SENSOR_NAME)(context)
         for request in result.dynamic_partitions_requests:
             self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
         self.cursor = result.cursor
