@@ -118,3 +118,28 @@ def test_nothing_to_do_is_a_skip_that_lists_what_is_not_retried(settings, instan
     assert isinstance(skip, dg.SkipReason)
     assert "1 done, 1 given_up; requesting 0 run(s)" in skip.skip_message
     assert f"not retried: {keys['corrupt.mp4']}:" in skip.skip_message
+
+
+def test_a_workflow_change_makes_dagster_mark_exactly_the_old_partitions_stale(settings, instance, samples_dir, tmp_path) -> None:
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._core.loader import LoadingContextForTest
+
+    for name in ("one_runner.mp4", "empty_hallway.mp4"):
+        drop_sample(settings, samples_dir, name)
+    keys = keys_by_file(settings)
+    instance.add_dynamic_partitions("videos", list(keys.values()))
+    before = build_definitions(settings)
+    for key in keys.values():
+        assert run_videos(before, instance, key).success
+    changed = json.loads(Path(DEFAULT_WORKFLOW_FILE).read_text())
+    changed["steps"][0]["threshold"] = 20
+    (tmp_path / "changed.json").write_text(json.dumps(changed))
+    after = build_definitions(settings, SelfHostedBackend(workflow_file=str(tmp_path / "changed.json")))
+    assert run_videos(after, instance, keys["one_runner.mp4"]).success  # re-run one video with the new workflow
+
+    graph = after.resolve_asset_graph()
+    resolver = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
+    status = {name: resolver.get_status(dg.AssetKey("frame_predictions"), key) for name, key in keys.items()}
+    assert status == {"one_runner.mp4": StaleStatus.FRESH, "empty_hallway.mp4": StaleStatus.STALE}
+    [cause] = resolver.get_stale_causes(dg.AssetKey("frame_predictions"), keys["empty_hallway.mp4"])
+    assert "code version" in cause.reason

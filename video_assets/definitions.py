@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from video_assets.backends.hosted.assets import inference_job, uploaded_video
-from video_assets.backends.resources import backend_from_env, configured_kind
+from video_assets.backends.resources import backend_from_env, configured_kind, configured_workflow_version
 from video_assets.events.assets import build_vision_events_asset
 from video_assets.events.sink import VisionEvents, vision_events_from_env
 from video_assets.ingest.assets import VIDEO_GROUP, raw_video, videos_partitions
@@ -51,9 +51,10 @@ def build_definitions(
 
 def _prediction_assets(backend: dg.ConfigurableResource) -> list[dg.AssetsDefinition]:
     """With the hosted backend, upload and job are steps of their own before frame_predictions."""
+    version = configured_workflow_version(backend)
     if configured_kind(backend) == "hosted":
-        return [uploaded_video, inference_job, build_frame_predictions(after=[inference_job.key])]
-    return [build_frame_predictions()]
+        return [uploaded_video, inference_job, build_frame_predictions([inference_job.key], version)]
+    return [build_frame_predictions(workflow_version=version)]
 
 
 defs = build_definitions(Settings.from_env())

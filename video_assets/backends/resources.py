@@ -167,11 +167,27 @@ def backend_config_from_env(env: Mapping[str, str] | None = None, state_dir: Pat
 
 def configured_kind(resource: Any) -> str:
     """The kind a bound `backend` resource (instance or configure_at_launch partial) defaults to."""
-    if isinstance(resource, Backend):
-        return resource.kind
+    return getattr(configured_backend(resource), "kind", "self_hosted")
+
+
+def configured_workflow_version(resource: Any) -> str | None:
+    """The workflow version the bound resource runs by default (the code version of frame_predictions).
+
+    None when it cannot be known at load time (an unreadable workflow file fails the run, not the load).
+    """
+    try:
+        return configured_backend(resource).identity().workflow_version
+    except (BackendError, AttributeError):
+        return None
+
+
+def configured_backend(resource: Any) -> VideoBackend | None:
+    """The backend a bound resource stands for, built from its default values (without the API key)."""
+    if isinstance(resource, VideoBackend):
+        return resource
     if getattr(resource, "resource_cls", None) is Backend and isinstance(getattr(resource, "data", None), dict):
-        return resource.data.get("kind", "self_hosted")
-    return "self_hosted"
+        return Backend(**{k: v for k, v in resource.data.items() if k != "api_key"})
+    return None
 
 
 def _number(env: Mapping[str, str], name: str, kind: type, default: Any) -> Any:

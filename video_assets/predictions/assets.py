@@ -15,8 +15,12 @@ from video_assets.predictions.writer import NoFramesError, WriteSummary
 FRAME_PREDICTIONS = dg.AssetKey("frame_predictions")
 
 
-def build_frame_predictions(after: Sequence[dg.AssetKey] = ()) -> dg.AssetsDefinition:
-    """frame_predictions, run after `after` (the hosted steps) when the graph has them."""
+def build_frame_predictions(after: Sequence[dg.AssetKey] = (), workflow_version: str | None = None) -> dg.AssetsDefinition:
+    """frame_predictions, run after `after` (the hosted steps) when the graph has them.
+
+    The configured workflow version is the asset's code version, so Dagster marks every partition
+    made by another workflow stale; each materialization's data version is (video content, workflow).
+    """
 
     @dg.asset(
         key=FRAME_PREDICTIONS,
@@ -24,6 +28,7 @@ def build_frame_predictions(after: Sequence[dg.AssetKey] = ()) -> dg.AssetsDefin
         group_name=VIDEO_GROUP,
         kinds={"parquet"},
         deps=list(after),
+        code_version=workflow_version,
         description="Per-frame predictions of the configured workflow: detections, frames and videos tables.",
         # Backend errors can be transient (network, a busy server); unusable input and errors that need
         # a person (a failed hosted job, a budget) are marked permanent and not retried.
@@ -50,7 +55,10 @@ def build_frame_predictions(after: Sequence[dg.AssetKey] = ()) -> dg.AssetsDefin
                 f"{raw_video.path}: {summary.frames_processed} of {summary.frames_expected} frames processed "
                 "(the container declares more frames than could be decoded, or the backend lost some)."
             )
-        return dg.MaterializeResult(metadata=_metadata(summary, identity.backend, identity.workflow_version, elapsed))
+        return dg.MaterializeResult(
+            metadata=_metadata(summary, identity.backend, identity.workflow_version, elapsed),
+            data_version=dg.DataVersion(f"{raw_video.sha256[:12]}:{identity.workflow_version}"),
+        )
 
     return frame_predictions
 
