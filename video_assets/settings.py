@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Mapping
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 DEFAULT_INBOX_SOURCE = "inbox"
+DEFAULT_CAMERAS_START = date(2026, 1, 1)
 
 
 class SettingsError(ValueError):
@@ -35,6 +37,8 @@ class Settings:
     sensor_interval_s: int = 5
     sql_dir: Path = REPO_DIR / "dbt_like_sql"
     max_concurrent_runs: int = field(default_factory=lambda: os.cpu_count() or 2)
+    cameras_file: Path | None = None  # None: <home>/cameras.toml
+    cameras_start: date = DEFAULT_CAMERAS_START  # first hour of the camera window partitions (UTC)
 
     @property
     def inbox(self) -> Path:
@@ -57,6 +61,19 @@ class Settings:
         return self.home / "dagster"
 
     @property
+    def camera_config_path(self) -> Path:
+        return self.cameras_file or self.home / "cameras.toml"
+
+    @property
+    def streams_dir(self) -> Path:
+        """Camera segments (staged Parquet), worker status and locks, one folder per camera."""
+        return self.home / "streams"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
     def state_dir(self) -> Path:
         """Caches that are safe to delete (content hashes of dropped files)."""
         return self.home / "state"
@@ -71,6 +88,8 @@ class Settings:
             sensor_interval_s=_positive_int(env, "VIDEO_ASSETS_SENSOR_INTERVAL", 5),
             sql_dir=Path(env.get("VIDEO_ASSETS_SQL_DIR") or REPO_DIR / "dbt_like_sql").resolve(),
             max_concurrent_runs=_positive_int(env, "VIDEO_ASSETS_MAX_CONCURRENT_RUNS", os.cpu_count() or 2),
+            cameras_file=_optional_path(env, "VIDEO_ASSETS_CAMERAS"),
+            cameras_start=_date(env, "VIDEO_ASSETS_CAMERAS_START", DEFAULT_CAMERAS_START),
         )
 
 
@@ -109,3 +128,18 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 1:
         raise SettingsError(f"{name}={raw!r} must be a whole number of at least 1")
     return value
+
+
+def _optional_path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    return Path(raw).expanduser().resolve() if raw else None
+
+
+def _date(env: Mapping[str, str], name: str, default: date) -> date:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return date.fromisoformat(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} must be a date written YYYY-MM-DD") from None

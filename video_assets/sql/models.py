@@ -2,7 +2,8 @@
 
 A model is a SELECT in `<name>.sql`. Its leading `--` comment lines are its description.
 `{{ ref('other_model') }}` names another model's table; `{{ source('predictions') }}` (alias
-`detections`), `{{ source('frames') }}` and `{{ source('videos') }}` name the Parquet tables.
+`detections`), `{{ source('frames') }}` and `{{ source('videos') }}` name the Parquet tables; live cameras add
+`{{ source('camera_segments') }}` and `{{ source('camera_gaps') }}` (their health as data).
 """
 
 from __future__ import annotations
@@ -12,8 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-# source name -> Parquet table written by frame_predictions
-SOURCES = {"predictions": "detections", "detections": "detections", "frames": "frames", "videos": "videos"}
+# source name -> Parquet table (written by frame_predictions and camera_window; the camera_* tables by cameras only)
+SOURCES = {
+    "predictions": "detections",
+    "detections": "detections",
+    "frames": "frames",
+    "videos": "videos",
+    "camera_segments": "camera_segments",
+    "camera_gaps": "camera_gaps",
+}
 _REF = re.compile(r"\{\{\s*ref\(\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\)\s*\}\}")
 _SOURCE = re.compile(r"\{\{\s*source\(\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\)\s*\}\}")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
