@@ -13,15 +13,28 @@ from video_assets.predictions.store import PredictionStore
 from video_assets.settings import Settings
 from video_assets.sql.assets import build_sql_assets
 from video_assets.sql.warehouse import Warehouse
+from video_assets.streams.assets import build_camera_window
+from video_assets.streams.sensor import build_camera_sensor
+from video_assets.streams.store import CameraStore
 
 
 def build_definitions(settings: Settings, backend: dg.ConfigurableResource | None = None) -> dg.Definitions:
+    camera_window = build_camera_window(settings.cameras_start)
     return dg.Definitions(
-        assets=[raw_video, frame_predictions, *build_sql_assets(settings.sql_dir, frame_predictions.key)],
-        sensors=[build_drop_folder_sensor(settings.sensor_interval_s)],
+        assets=[
+            raw_video,
+            frame_predictions,
+            camera_window,
+            *build_sql_assets(settings.sql_dir, [frame_predictions.key, camera_window.key]),
+        ],
+        sensors=[
+            build_drop_folder_sensor(settings.sensor_interval_s),
+            build_camera_sensor(settings.sensor_interval_s, settings.cameras_start),
+        ],
         resources={
             "library": VideoLibrary.from_settings(settings),
             "store": PredictionStore(root=str(settings.predictions_dir)),
+            "cameras": CameraStore(root=str(settings.streams_dir), config_file=str(settings.camera_config_path)),
             "warehouse": Warehouse(path=str(settings.warehouse_path)),
             "backend": backend or backend_from_env(),
         },

@@ -1,6 +1,7 @@
 """One Dagster asset per SQL model, materialized as a DuckDB table that is swapped in atomically."""
 
 from pathlib import Path
+from typing import Sequence
 
 import dagster as dg
 
@@ -13,13 +14,13 @@ DUCKDB_POOL = "duckdb"
 PREVIEW_ROWS = 10
 
 
-def build_sql_assets(sql_dir: Path, upstream: dg.AssetKey) -> list[dg.AssetsDefinition]:
-    """`upstream` is the asset whose Parquet the sources read (frame_predictions)."""
+def build_sql_assets(sql_dir: Path, upstream: Sequence[dg.AssetKey]) -> list[dg.AssetsDefinition]:
+    """`upstream`: the assets whose Parquet the sources read (frame_predictions, camera_window)."""
     return [_model_asset(model, upstream) for model in load_models(sql_dir)]
 
 
-def _model_asset(model: SqlModel, upstream: dg.AssetKey) -> dg.AssetsDefinition:
-    deps = [dg.AssetKey(ref) for ref in model.refs] + ([upstream] if model.sources else [])
+def _model_asset(model: SqlModel, upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+    deps = [dg.AssetKey(ref) for ref in model.refs] + (list(upstream) if model.sources else [])
 
     @dg.asset(
         name=model.name,
