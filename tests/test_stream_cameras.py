@@ -45,7 +45,7 @@ def test_cameras_are_declared_with_url_workflow_max_fps_and_mode(tmp_path) -> No
     assert lobby.workflow_parameters == {"line": [[10, 0], [10, 100]]}
     assert (dock.kind, dock.mode, dock.max_fps, dock.workflow_file) == ("hls", "realtime", None, DEFAULT_WORKFLOW_FILE)
     assert (desk.kind, desk.resolved_url()) == ("webcam", 0)
-    assert lobby.capture_options() == "rtsp_transport;udp|timeout;10000000"
+    assert lobby.capture_options() == "rtsp_transport;udp|timeout;5000000"
 
 
 def test_passwords_come_from_the_environment_and_never_show(tmp_path) -> None:

@@ -56,7 +56,7 @@ class Camera:
     mode: Mode = "realtime"
     gap_after_s: float = 5.0  # no frame for longer than this is recorded as a gap
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
-    read_timeout_s: float = 10.0  # a read that waits longer counts as a lost connection (RTSP, HTTP)
+    read_timeout_s: float = 5.0  # a read that waits longer counts as a lost connection (RTSP, HTTP)
 
     @property
     def kind(self) -> str:
@@ -188,7 +188,7 @@ def _camera(path: Path, name: str, spec: Any) -> Camera:
         mode=mode,
         gap_after_s=_number(path, f"cameras.{name}.gap_after_s", spec.get("gap_after_s", 5.0), minimum=0.1),
         rtsp_transport=transport,
-        read_timeout_s=_number(path, f"cameras.{name}.read_timeout_s", spec.get("read_timeout_s", 10.0), minimum=0.5),
+        read_timeout_s=_number(path, f"cameras.{name}.read_timeout_s", spec.get("read_timeout_s", 5.0), minimum=0.5),
     )
 
 
