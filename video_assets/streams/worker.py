@@ -75,6 +75,7 @@ class CameraWorker:
         # max_fps then keeps every k-th frame read (k = camera fps / max_fps) instead of throttling on the
         # time between frames, which keeps one frame per burst when HLS delivers a segment at a time.
         os.environ["ENABLE_FRAME_DROP_ON_VIDEO_FILE_RATE_LIMITING"] = "True"
+        self._write_status()  # "starting": importing inference takes a few seconds
         pipeline_cls = import_inference_pipeline(offline=not self.backend.uses_saved_workflow)
         backoff = 1.0
         while not self._should_stop(stop):
