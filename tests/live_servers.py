@@ -40,7 +40,9 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = WAIT_S, explain: Callable[[], str] = str) -> Any:
+def wait_for(
+    condition: Callable[[], Any], what: str, timeout_s: float = WAIT_S, explain: Callable[[], str] = str
+) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = condition()
@@ -97,7 +99,16 @@ class HlsServer:
         self.start_http()
 
     def start_http(self) -> None:
-        command = [sys.executable, "-m", "http.server", str(self.port), "--bind", "127.0.0.1", "--directory", str(self.folder)]
+        command = [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(self.folder),
+        ]
         self.http = spawn(command, self.folder.parent / "hls-http.log")
         wait_for(lambda: _accepts(self.port), f"the HTTP server on port {self.port}")
 

@@ -20,7 +20,8 @@ def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_status_shows_each_camera_without_its_password(tmp_path) -> None:
     (tmp_path / "cameras.toml").write_text(
-        '[cameras.lobby]\nurl = "rtsp://admin:hunter22@10.0.0.5/s"\n[cameras.dock]\nurl = "https://cdn.example/dock.m3u8"\n'
+        '[cameras.lobby]\nurl = "rtsp://admin:hunter22@10.0.0.5/s"\n'
+        '[cameras.dock]\nurl = "https://cdn.example/dock.m3u8"\n'
     )
     now = datetime.now(timezone.utc)
     status = {
@@ -52,7 +53,9 @@ def test_run_refuses_unknown_or_missing_cameras(tmp_path) -> None:
     assert missing.returncode == 2 and "No cameras configured in" in missing.stdout
     (tmp_path / "cameras.toml").write_text('[cameras.lobby]\nurl = "rtsp://cam/s"\n')
     unknown = cli(tmp_path, "run", "dock")
-    assert unknown.returncode == 2 and "No camera named 'dock'" in unknown.stdout and "configured: lobby" in unknown.stdout
+    assert (
+        unknown.returncode == 2 and "No camera named 'dock'" in unknown.stdout and "configured: lobby" in unknown.stdout
+    )
 
 
 def test_run_restarts_a_worker_that_died_and_stops_cleanly_on_sigterm(tmp_path) -> None:

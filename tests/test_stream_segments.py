@@ -41,7 +41,14 @@ def test_a_segment_holds_final_rows_in_the_prediction_schema(store) -> None:
     clock = Clock()
     rec = recorder(store, clock)
     for i in range(5):
-        rec.add_frame(T0 + timedelta(seconds=i * 0.5), BOX if i % 2 else (), {"count_in": i}, dropped_before=i, size=(640, 360), source_fps=15.0)
+        rec.add_frame(
+            T0 + timedelta(seconds=i * 0.5),
+            BOX if i % 2 else (),
+            {"count_in": i},
+            dropped_before=i,
+            size=(640, 360),
+            source_fps=15.0,
+        )
     assert rec.commit_due() == []  # not yet segment_s old
     clock.now = 60.0
     [committed] = rec.commit_due()
@@ -56,7 +63,10 @@ def test_a_segment_holds_final_rows_in_the_prediction_schema(store) -> None:
     assert frames[1]["time_offset_s"] == pytest.approx(59 * 60 + 50.5)
     assert {f["video_id"] for f in frames} == {"lobby@2026-11-26T18"} and frames[0]["source"] == "lobby"
     assert [f["detection_count"] for f in frames] == [0, 1, 0, 1, 0] and frames[4]["outputs"] == '{"count_in": 4}'
-    assert [(d["frame_idx"], d["tracker_id"], d["x"]) for d in read(committed.path, "detections")] == [(1, 3, 10.0), (3, 3, 10.0)]
+    assert [(d["frame_idx"], d["tracker_id"], d["x"]) for d in read(committed.path, "detections")] == [
+        (1, 3, 10.0),
+        (3, 3, 10.0),
+    ]
     [row] = read(committed.path, "camera_segments")
     assert (row["frame_idx_start"], row["frames_processed"], row["frames_dropped"]) == (0, 5, 10)
     assert (row["first_frame_ts"], row["last_frame_ts"]) == (T0, T0 + timedelta(seconds=2))
@@ -105,7 +115,11 @@ def test_gaps_land_in_the_hour_they_ended(store) -> None:
     [gap] = read(committed[1].path, "camera_gaps")
     assert pq.read_schema(committed[1].path / "camera_gaps.parquet").equals(CAMERA_TABLES["camera_gaps"])
     assert (gap["video_id"], gap["gap_start"], gap["duration_s"], gap["cause"], gap["reconnect_attempts"]) == (
-        "lobby@2026-11-26T19", T0, 20.0, "reconnect", 7
+        "lobby@2026-11-26T19",
+        T0,
+        20.0,
+        "reconnect",
+        7,
     )
 
 

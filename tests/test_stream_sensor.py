@@ -60,6 +60,12 @@ def test_worker_health_reads_the_status_file_and_spots_a_dead_worker() -> None:
     state, metadata = worker_health(status, now)
     assert state == "streaming"
     assert (metadata["seconds_since_last_frame"], metadata["fps"], metadata["frames_dropped"]) == (2.0, 14.5, 3)
-    assert worker_health({**status, "updated_at": (now - timedelta(minutes=2)).isoformat()}, now)[0] == "worker not running"
-    assert worker_health({**status, "state": "stopped", "updated_at": (now - timedelta(days=1)).isoformat()}, now)[0] == "stopped"
+    assert (
+        worker_health({**status, "updated_at": (now - timedelta(minutes=2)).isoformat()}, now)[0]
+        == "worker not running"
+    )
+    assert (
+        worker_health({**status, "state": "stopped", "updated_at": (now - timedelta(days=1)).isoformat()}, now)[0]
+        == "stopped"
+    )
     assert worker_health(None, now)[0] == "never started"

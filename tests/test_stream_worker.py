@@ -32,7 +32,9 @@ class Feed:
         self.worker = worker
 
     def status(self, event: str, at: datetime, **payload) -> None:
-        self.worker._on_status(StatusUpdate(at.astimezone().replace(tzinfo=None), UpdateSeverity.INFO, event, payload, "video_source"))
+        self.worker._on_status(
+            StatusUpdate(at.astimezone().replace(tzinfo=None), UpdateSeverity.INFO, event, payload, "video_source")
+        )
 
     def state(self, previous: StreamState, new: StreamState, at: datetime) -> None:
         self.status("SOURCE_STATE_UPDATE", at, previous_state=previous, new_state=new, source_id=0)
@@ -55,7 +57,9 @@ class Feed:
 
 @pytest.fixture
 def worker(tmp_path) -> CameraWorker:
-    (tmp_path / "cameras.toml").write_text('segment_seconds = 60\n[cameras.gate]\nurl = "rtsp://cam.local/s"\ngap_after_s = 2\n')
+    (tmp_path / "cameras.toml").write_text(
+        'segment_seconds = 60\n[cameras.gate]\nurl = "rtsp://cam.local/s"\ngap_after_s = 2\n'
+    )
     store = CameraStore(root=str(tmp_path / "streams"), config_file=str(tmp_path / "cameras.toml"))
     previous_run = SegmentRecorder(store, "gate", BackendIdentity("self_hosted", "inline:old"), 60)
     previous_run.add_frame(T_PREVIOUS, (), {})
@@ -82,7 +86,11 @@ def test_drops_gaps_and_reconnects_are_accounted_exactly(worker) -> None:
     feed.state(StreamState.RUNNING, StreamState.ENDED, T + timedelta(seconds=1))
     for new in (StreamState.RESTARTING, StreamState.INITIALISING, StreamState.ERROR):
         feed.state(StreamState.ENDED, new, T + timedelta(seconds=1))
-    for previous, new in ((StreamState.ERROR, StreamState.RESTARTING), (StreamState.RESTARTING, StreamState.INITIALISING), (StreamState.INITIALISING, StreamState.RUNNING)):
+    for previous, new in (
+        (StreamState.ERROR, StreamState.RESTARTING),
+        (StreamState.RESTARTING, StreamState.INITIALISING),
+        (StreamState.INITIALISING, StreamState.RUNNING),
+    ):
         feed.state(previous, new, T + timedelta(seconds=2))
     feed.capture(6, T + timedelta(seconds=10.5))
     feed.capture(7, T + timedelta(seconds=10.6))

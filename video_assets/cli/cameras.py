@@ -32,7 +32,18 @@ def status(settings: Settings) -> int:
         echo(f"No cameras configured in {config.path}.")
         return 0
     now = datetime.now(timezone.utc)
-    header = ("camera", "worker", "last frame (UTC)", "fps", "processed", "dropped", "gaps", "gap s", "reconnects", "url")
+    header = (
+        "camera",
+        "worker",
+        "last frame (UTC)",
+        "fps",
+        "processed",
+        "dropped",
+        "gaps",
+        "gap s",
+        "reconnects",
+        "url",
+    )
     rows, errors = [], []
     for camera in config.cameras:
         state, health = worker_health(store.read_status(camera.name), now)

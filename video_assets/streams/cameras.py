@@ -209,7 +209,9 @@ def _workflow_file(where: str, config_path: Path, workflow: Any) -> str:
         return DEFAULT_WORKFLOW_FILE
     resolved = (config_path.parent / str(workflow)).expanduser().resolve()
     if not resolved.is_file():
-        raise CameraConfigError(f"{where}: workflow file {resolved} does not exist (paths are relative to {config_path.parent})")
+        raise CameraConfigError(
+            f"{where}: workflow file {resolved} does not exist (paths are relative to {config_path.parent})"
+        )
     return str(resolved)
 
 

@@ -145,7 +145,9 @@ def build_camera_sensor(interval_s: int, first_day: date) -> dg.SensorDefinition
         now = datetime.now(timezone.utc)
         cursor = CameraCursor.from_json(context.cursor)
         known = set(context.instance.get_dynamic_partitions(camera_names.name))
-        listings = {name: list_windows(cameras, name, max(cursor.settled.get(name, ""), first_hour)) for name in config.names}
+        listings = {
+            name: list_windows(cameras, name, max(cursor.settled.get(name, ""), first_hour)) for name in config.names
+        }
         requests, cursor = plan_windows(cursor, listings, now, config.segment_s, config.refresh_s)
         observations = _observe(cameras, [n for n in config.names if n in known], cursor, now, config.refresh_s)
         new_cameras = [n for n in config.names if n not in known]

@@ -92,7 +92,11 @@ class CameraStore(dg.ConfigurableResource):
 
     def segment_rows(self, camera: str, start: datetime) -> list[dict[str, Any]]:
         """The camera_segments rows (counts, first and last frame) of a window's committed segments."""
-        return [row for seg in self.segments(camera, start) for row in pq.read_table(seg / "camera_segments.parquet").to_pylist()]
+        return [
+            row
+            for seg in self.segments(camera, start)
+            for row in pq.read_table(seg / "camera_segments.parquet").to_pylist()
+        ]
 
     def latest_segment_row(self, camera: str) -> dict[str, Any] | None:
         for start in reversed(self.windows(camera)):

@@ -51,7 +51,7 @@ def run_workers(settings: Settings, names: list[str], echo: Echo, stop_timeout_s
         echo(f"video-assets: {exc}")
         return 2
     if not cameras:
-        echo(f"No cameras configured in {config.path}; add one, for example:\n\n[cameras.lobby]\nurl = \"rtsp://...\"\n")
+        echo(f'No cameras configured in {config.path}; add one, for example:\n\n[cameras.lobby]\nurl = "rtsp://..."\n')
         return 2
     log_dir = settings.logs_dir / "cameras"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -84,7 +84,9 @@ def _supervise(workers: list[_Worker], stop: threading.Event, echo: Echo) -> Non
                 worker.given_up = True
                 echo(f"{worker.camera.name}: not restarted (exit code {code}); see {worker.log_path}")
             else:
-                echo(f"{worker.camera.name}: worker exited with code {code}; restarting in {worker.restart_delay_s:g} s")
+                echo(
+                    f"{worker.camera.name}: worker exited with code {code}; restarting in {worker.restart_delay_s:g} s"
+                )
                 worker.next_start = time.monotonic() + worker.restart_delay_s
                 worker.restart_delay_s = min(worker.restart_delay_s * 2, MAX_RESTART_DELAY_S)
         stop.wait(POLL_S)
@@ -99,7 +101,10 @@ def _start(worker: _Worker, echo: Echo) -> None:
     )
     worker.pump = threading.Thread(target=_pump, args=(worker, worker.process.stdout, echo), daemon=True)
     worker.pump.start()
-    echo(f"{worker.camera.name}: worker pid {worker.process.pid} recording {worker.camera.display_url} (log: {worker.log_path})")
+    echo(
+        f"{worker.camera.name}: worker pid {worker.process.pid} recording {worker.camera.display_url} "
+        f"(log: {worker.log_path})"
+    )
 
 
 def _pump(worker: _Worker, output: IO[bytes], echo: Echo) -> None:

@@ -52,7 +52,9 @@ class WindowSummary:
         """Frames processed per second of the time the camera was delivering (the camera_health formula)."""
         if not self.first_frame_ts or not self.last_frame_ts:
             return 0.0
-        silent_s = sum(max((g["gap_end"] - max(g["gap_start"], self.first_frame_ts)).total_seconds(), 0) for g in self.gaps)
+        silent_s = sum(
+            max((g["gap_end"] - max(g["gap_start"], self.first_frame_ts)).total_seconds(), 0) for g in self.gaps
+        )
         streaming_s = (self.last_frame_ts - self.first_frame_ts).total_seconds() - silent_s
         return round(self.frames_processed / streaming_s, 2) if streaming_s > 0 else 0.0
 
@@ -72,7 +74,10 @@ def publish_window(
     token = uuid.uuid4().hex[:8]
     temps: dict[str, Path] = {}
     try:
-        rows = {table: _concat(segments, table, _temp(predictions_root, table, video_id, token, temps)) for table in SEGMENT_TABLES}
+        rows = {
+            table: _concat(segments, table, _temp(predictions_root, table, video_id, token, temps))
+            for table in SEGMENT_TABLES
+        }
         segment_rows = pq.read_table(temps["camera_segments"]).to_pylist()
         gap_rows = pq.read_table(temps["camera_gaps"]).to_pylist()
         summary = _summarize(video_id, segment_rows, gap_rows, rows["detections"])

@@ -206,7 +206,9 @@ class CameraWorker:
         """One processed frame (dispatch thread). Exceptions here would be logged and lost by the pipeline."""
         try:
             with self._lock:
-                received_at = self._received_at.pop(frame.frame_id, None) or frame.frame_timestamp.astimezone(timezone.utc)
+                received_at = self._received_at.pop(frame.frame_id, None) or frame.frame_timestamp.astimezone(
+                    timezone.utc
+                )
                 for stale in [i for i in self._received_at if i < frame.frame_id]:
                     del self._received_at[stale]
                 dropped = max(frame.frame_id - self._last_frame_id - 1, 0)
