@@ -51,11 +51,11 @@ def test_cameras_are_declared_with_url_workflow_max_fps_and_mode(tmp_path) -> No
 def test_passwords_come_from_the_environment_and_never_show(tmp_path) -> None:
     config = load_camera_config(write(tmp_path, '[cameras.lobby]\nurl = "rtsp://viewer:${PW}@cam.local:554/s"\n'))
     lobby = config.get("lobby")
-    env = {"PW": "s3cret-pw"}
+    env = {"PW": "s3cret-pw", "ROBOFLOW_API_KEY": "rf_key_123"}
     assert lobby.resolved_url(env) == "rtsp://viewer:s3cret-pw@cam.local:554/s"
     assert lobby.display_url == "rtsp://***@cam.local:554/s"
-    error = "Cannot open rtsp://viewer:s3cret-pw@cam.local:554/s (auth s3cret-pw rejected)"
-    assert lobby.redact(error, env) == "Cannot open rtsp://***@cam.local:554/s (auth *** rejected)"
+    error = "Cannot open rtsp://viewer:s3cret-pw@cam.local:554/s (auth s3cret-pw rejected; api_key=rf_key_123)"
+    assert lobby.redact(error, env) == "Cannot open rtsp://***@cam.local:554/s (auth *** rejected; api_key=***)"
     with pytest.raises(CameraConfigError, match=r"Camera 'lobby': its URL uses \$\{PW\}, which is not set"):
         lobby.resolved_url({})
 

@@ -89,16 +89,21 @@ class Camera:
         return _ENV_REF.sub(lambda m: env[m.group(1)], self.url)
 
     def redact(self, text: str, env: Mapping[str, str] | None = None) -> str:
-        """Remove this camera's resolved URL and password from a message (errors from OpenCV quote them)."""
+        """Remove every secret this camera's worker knows from a message: its resolved URL and password
+        (OpenCV's errors quote them) and the Roboflow API key (a saved workflow's requests carry it)."""
+        env = os.environ if env is None else env
+        secrets = [env.get("ROBOFLOW_API_KEY")]
         try:
             resolved = self.resolved_url(env)
         except CameraConfigError:
-            return text
-        if isinstance(resolved, int):
-            return text
-        text = text.replace(resolved, self.display_url)
-        password = urlsplit(resolved).password
-        return text.replace(password, "***") if password and len(password) >= 3 else text
+            resolved = None
+        if isinstance(resolved, str):
+            text = text.replace(resolved, self.display_url)
+            secrets.append(urlsplit(resolved).password)
+        for secret in secrets:
+            if secret and len(secret) >= 3:
+                text = text.replace(secret, "***")
+        return text
 
     def capture_options(self) -> str:
         """OPENCV_FFMPEG_CAPTURE_OPTIONS for this camera's worker (each worker is its own process).
