@@ -38,6 +38,7 @@ class _Worker:
     pump: threading.Thread | None = None
     restart_delay_s: float = 1.0
     next_start: float = 0.0
+    started: float = 0.0
     given_up: bool = False
 
 
@@ -80,6 +81,8 @@ def _supervise(workers: list[_Worker], stop: threading.Event, echo: Echo) -> Non
                 continue
             worker.pump.join(timeout=5)
             worker.process = None
+            if time.monotonic() - worker.started > MAX_RESTART_DELAY_S:
+                worker.restart_delay_s = 1.0  # it ran well for a while: not a crash loop
             if code in (EXIT_CONFIG, EXIT_LOCKED):
                 worker.given_up = True
                 echo(f"{worker.camera.name}: not restarted (exit code {code}); see {worker.log_path}")
@@ -99,6 +102,7 @@ def _start(worker: _Worker, echo: Echo) -> None:
     worker.process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=env
     )
+    worker.started = time.monotonic()
     worker.pump = threading.Thread(target=_pump, args=(worker, worker.process.stdout, echo), daemon=True)
     worker.pump.start()
     echo(

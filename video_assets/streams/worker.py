@@ -77,7 +77,7 @@ class CameraWorker:
         os.environ["ENABLE_FRAME_DROP_ON_VIDEO_FILE_RATE_LIMITING"] = "True"
         self._write_status()  # "starting": importing inference takes a few seconds
         pipeline_cls = import_inference_pipeline(offline=not self.backend.uses_saved_workflow)
-        backoff = 1.0
+        backoff = 0.5  # doubled before the first wait
         while not self._should_stop(stop):
             pipeline = self._start_session(pipeline_cls)
             while pipeline is not None and not self._should_stop(stop) and not self._session_done.is_set():
