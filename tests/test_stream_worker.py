@@ -11,10 +11,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import supervision as sv
-from streamvision.camera.entities import StatusUpdate, UpdateSeverity, VideoFrame
-from streamvision.camera.video_source import StreamState
 
 from video_assets.backends.base import BackendIdentity
+from video_assets.backends.self_hosted import import_inference_pipeline
 from video_assets.streams.cameras import load_camera_config
 from video_assets.streams.segments import SegmentRecorder
 from video_assets.streams.store import CameraStore
@@ -26,18 +25,21 @@ T = datetime(2026, 11, 26, 19, 0, 5, tzinfo=timezone.utc)
 
 
 class Feed:
-    """Calls the worker's callbacks like InferencePipeline's threads would."""
+    """Calls the worker's callbacks like InferencePipeline's threads would, with InferencePipeline's own types."""
 
     def __init__(self, worker: CameraWorker):
-        self.worker = worker
+        import_inference_pipeline(offline=True)  # OFFLINE_MODE before streamvision fixes its configuration
+        from streamvision.camera import entities, video_source
+
+        self.worker, self.entities, self.states = worker, entities, video_source.StreamState
 
     def status(self, event: str, at: datetime, **payload) -> None:
-        self.worker._on_status(
-            StatusUpdate(at.astimezone().replace(tzinfo=None), UpdateSeverity.INFO, event, payload, "video_source")
-        )
+        local = at.astimezone().replace(tzinfo=None)  # InferencePipeline stamps updates with datetime.now()
+        update = self.entities.StatusUpdate(local, self.entities.UpdateSeverity.INFO, event, payload, "video_source")
+        self.worker._on_status(update)
 
-    def state(self, previous: StreamState, new: StreamState, at: datetime) -> None:
-        self.status("SOURCE_STATE_UPDATE", at, previous_state=previous, new_state=new, source_id=0)
+    def state(self, previous: str, new: str, at: datetime) -> None:
+        self.status("SOURCE_STATE_UPDATE", at, previous_state=self.states[previous], new_state=self.states[new])
 
     def capture(self, frame_id: int, at: datetime) -> None:
         self.status("FRAME_CAPTURED", at, frame_id=frame_id, frame_timestamp=at - timedelta(seconds=1), source_id=0)
@@ -51,7 +53,7 @@ class Feed:
             data={"class_name": np.array(["motion"] * boxes)},
         )
         image = np.zeros((360, 640, 3), np.uint8)
-        frame = VideoFrame(image, frame_id, datetime(2000, 1, 1), fps=15.0, source_id=0)
+        frame = self.entities.VideoFrame(image, frame_id, datetime(2000, 1, 1), fps=15.0, source_id=0)
         self.worker._on_prediction({"predictions": detections, "line_count_in": frame_id}, frame)
 
 
@@ -76,21 +78,15 @@ def committed(worker: CameraWorker, table: str) -> list[dict]:
 
 def test_drops_gaps_and_reconnects_are_accounted_exactly(worker) -> None:
     feed = Feed(worker)
-    feed.state(StreamState.NOT_STARTED, StreamState.INITIALISING, T)
-    feed.state(StreamState.INITIALISING, StreamState.RUNNING, T)
+    feed.state("NOT_STARTED", "INITIALISING", T)
+    feed.state("INITIALISING", "RUNNING", T)
     for i in range(1, 6):  # frames 3 and 4 are read but never processed (dropped)
         feed.capture(i, T + timedelta(seconds=0.1 * i))
     for i in (1, 2, 5):
         feed.predict(i, boxes=1 if i == 5 else 0)
     # The stream breaks: one failed restart, then a successful one, 10 s after the last frame.
-    feed.state(StreamState.RUNNING, StreamState.ENDED, T + timedelta(seconds=1))
-    for new in (StreamState.RESTARTING, StreamState.INITIALISING, StreamState.ERROR):
-        feed.state(StreamState.ENDED, new, T + timedelta(seconds=1))
-    for previous, new in (
-        (StreamState.ERROR, StreamState.RESTARTING),
-        (StreamState.RESTARTING, StreamState.INITIALISING),
-        (StreamState.INITIALISING, StreamState.RUNNING),
-    ):
+    transitions = ["RUNNING", "ENDED", "RESTARTING", "INITIALISING", "ERROR", "RESTARTING", "INITIALISING", "RUNNING"]
+    for previous, new in zip(transitions, transitions[1:]):
         feed.state(previous, new, T + timedelta(seconds=2))
     feed.capture(6, T + timedelta(seconds=10.5))
     feed.capture(7, T + timedelta(seconds=10.6))
