@@ -132,7 +132,7 @@ def build_camera_sensor(interval_s: int, first_day: date) -> dg.SensorDefinition
         name=SENSOR_NAME,
         minimum_interval_seconds=interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        asset_selection=[CAMERA_WINDOW],
+        target=[CAMERA_WINDOW],
         description="Publishes camera hours whose ingest workers committed new segments, and observes "
         "each worker's health (state, last frame, fps, drops, gaps).",
     )
