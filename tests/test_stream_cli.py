@@ -58,11 +58,14 @@ def test_run_refuses_unknown_or_missing_cameras(tmp_path) -> None:
     )
 
 
-def test_run_restarts_a_worker_that_died_and_stops_cleanly_on_sigterm(tmp_path) -> None:
-    (tmp_path / "cameras.toml").write_text(f'[cameras.lobby]\nurl = "rtsp://127.0.0.1:{free_port()}/nobody-here"\n')
-    supervisor = CameraProcess.supervisor(tmp_path, "lobby")
+def test_run_keeps_good_cameras_going_restarts_dead_workers_and_stops_cleanly(tmp_path) -> None:
+    (tmp_path / "cameras.toml").write_text(
+        f'[cameras.lobby]\nurl = "rtsp://127.0.0.1:{free_port()}/nobody-here"\n'
+        '[cameras.broken]\nurl = "rtsp://viewer:${NOT_SET_ANYWHERE}@127.0.0.1/s"\n'
+    )
+    supervisor = CameraProcess(tmp_path, "lobby", [CLI, "cameras", "run"])  # every camera in the file
     try:
-        first = supervisor.wait_status(lambda s: s.get("pid"), "the first worker")["pid"]
+        first = supervisor.wait_status(lambda s: s.get("pid"), "the lobby worker")["pid"]
         os.kill(first, signal.SIGKILL)
         second = supervisor.wait_status(lambda s: s.get("pid") not in (None, first), "a restarted worker")["pid"]
         assert supervisor.terminate() == 0
@@ -70,5 +73,8 @@ def test_run_restarts_a_worker_that_died_and_stops_cleanly_on_sigterm(tmp_path) 
     finally:
         supervisor.kill()
     output = supervisor.log.read_text()
+    assert "broken: not restarted (exit code 2)" in output  # a misconfigured camera does not stop the others
     assert "lobby: worker exited with code -9; restarting in 1 s" in output
     assert "Stopping 1 worker(s)" in output
+    broken_log = (tmp_path / "logs" / "cameras" / "broken.log").read_text()
+    assert "its URL uses ${NOT_SET_ANYWHERE}, which is not set in the environment" in broken_log
