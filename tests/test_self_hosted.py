@@ -57,8 +57,9 @@ def test_moving_objects_are_detected_where_they_are_with_stable_track_ids(sample
     assert matched > 200
     assert all(len(ids) == 1 for ids in ids_by_object.values()), ids_by_object
     assert len(set.union(*ids_by_object.values())) == 2
-    # Each object crosses the vertical line at x=320 once, one in each direction.
-    assert frames[-1].outputs == {"line_count_in": 1, "line_count_out": 1}
+    # Each object crosses the vertical line at x=320 once, one in each direction; at the end one
+    # object (right_to_left) is in the zone, the left half of the picture.
+    assert frames[-1].outputs == {"line_count_in": 1, "line_count_out": 1, "zone_occupancy": 1}
 
 
 def test_an_empty_scene_yields_every_frame_and_no_detections(samples_dir) -> None:

@@ -37,6 +37,8 @@ class Settings:
     sensor_interval_s: int = 5
     sql_dir: Path = REPO_DIR / "dbt_like_sql"
     max_concurrent_runs: int = field(default_factory=lambda: os.cpu_count() or 2)
+    backfill_cron: str = "0 2 * * *"
+    backfill_batch: int = 50
     cameras_file: Path | None = None  # None: <home>/cameras.toml
     cameras_start: date = DEFAULT_CAMERAS_START  # first hour of the camera window partitions (UTC)
 
@@ -57,6 +59,11 @@ class Settings:
         return self.home / "warehouse.duckdb"
 
     @property
+    def warehouse_build_path(self) -> Path:
+        """Where SQL models are built before being published to warehouse_path."""
+        return self.state_dir / "warehouse.build.duckdb"
+
+    @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
 
@@ -75,7 +82,7 @@ class Settings:
 
     @property
     def state_dir(self) -> Path:
-        """Caches that are safe to delete (content hashes of dropped files)."""
+        """Working state: the content-hash cache, the DuckDB build file."""
         return self.home / "state"
 
     @classmethod
@@ -88,6 +95,8 @@ class Settings:
             sensor_interval_s=_positive_int(env, "VIDEO_ASSETS_SENSOR_INTERVAL", 5),
             sql_dir=Path(env.get("VIDEO_ASSETS_SQL_DIR") or REPO_DIR / "dbt_like_sql").resolve(),
             max_concurrent_runs=_positive_int(env, "VIDEO_ASSETS_MAX_CONCURRENT_RUNS", os.cpu_count() or 2),
+            backfill_cron=env.get("VIDEO_ASSETS_BACKFILL_CRON") or "0 2 * * *",
+            backfill_batch=_positive_int(env, "VIDEO_ASSETS_BACKFILL_BATCH", 50),
             cameras_file=_optional_path(env, "VIDEO_ASSETS_CAMERAS"),
             cameras_start=_date(env, "VIDEO_ASSETS_CAMERAS_START", DEFAULT_CAMERAS_START),
         )

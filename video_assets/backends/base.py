@@ -15,6 +15,11 @@ import dagster as dg
 from video_assets.ingest.probe import VideoProbe
 
 
+# Metadata flag on a dagster.Failure that no retry can fix (an unreadable file): not retried by the
+# step retry policy nor by the nightly backfill.
+PERMANENT = "permanent"
+
+
 class BackendError(Exception):
     """Inference failed for one video. The message names the video and what to do."""
 

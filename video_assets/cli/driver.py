@@ -15,6 +15,7 @@ from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.storage.tags import PARTITION_NAME_TAG
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
+from dagster._daemon.backfill import execute_backfill_iteration
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 from dagster._daemon.sensor import execute_sensor_iteration
 
@@ -58,6 +59,14 @@ class DagsterDriver:
         """Evaluate the drop-folder sensor once (skipped if its minimum interval has not passed)."""
         for _ in execute_sensor_iteration(self._context, _LOG, None, None):
             pass
+
+    def run_backfills(self) -> None:
+        """Advance backfills launched from the UI (or GraphQL) by one daemon iteration."""
+        for _ in execute_backfill_iteration(self._context, _LOG):
+            pass
+
+    def request_context(self) -> Any:
+        return self._context.create_request_context()
 
     def launch_queued_runs(self) -> None:
         for _ in self._dequeuer.run_iteration(self._context):

@@ -20,6 +20,12 @@ concurrency:
   runs:
     # One run per video; each uses about one core.
     max_concurrent_runs: {max_runs}
+    tag_concurrency_limits:
+      # Backfills (the nightly schedule's and the UI's) leave room for newly dropped videos.
+      - key: video_assets/backfill
+        limit: {backfill_runs}
+      - key: dagster/backfill
+        limit: {backfill_runs}
   pools:
     # The SQL models share pool "duckdb": one writer of warehouse.duckdb at a time.
     default_limit: 1
@@ -32,7 +38,8 @@ def prepare_environment(settings: Settings) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     instance_yaml = settings.dagster_home / "dagster.yaml"
     if not instance_yaml.exists():
-        instance_yaml.write_text(_INSTANCE_YAML.format(max_runs=settings.max_concurrent_runs))
+        max_runs = settings.max_concurrent_runs
+        instance_yaml.write_text(_INSTANCE_YAML.format(max_runs=max_runs, backfill_runs=max(1, max_runs - 1)))
     os.environ["VIDEO_ASSETS_HOME"] = str(settings.home)
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
 

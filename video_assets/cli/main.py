@@ -1,4 +1,4 @@
-"""The `video-assets` command: demo, process, dev, cameras."""
+"""The `video-assets` command: demo, process, sql, dev, cameras."""
 
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     process.add_argument(
         "--settle-timeout", type=float, default=3600.0, help="seconds to wait for files still being written"
     )
+    sql = commands.add_parser("sql", help="run a query against the published warehouse (read-only)")
+    sql.add_argument("query", help='e.g. "select * from video_summary"')
+    formats = sql.add_mutually_exclusive_group()
+    formats.add_argument("--csv", dest="output", action="store_const", const="csv", help="print CSV")
+    formats.add_argument("--json", dest="output", action="store_const", const="json", help="print JSON")
     commands.add_parser(
         "dev", help="start `dagster dev` on the instance under VIDEO_ASSETS_HOME; other arguments go to it"
     )
@@ -45,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         from video_assets.cli.process import process as run_process
 
         return run_process(settings, settle_timeout_s=args.settle_timeout)
+    if args.command == "sql":
+        from video_assets.cli.query import run_query
+
+        return run_query(settings, args.query, args.output or "table")
     if args.command == "cameras":
         from video_assets.cli import cameras as camera_cli
 

@@ -12,6 +12,7 @@ from dagster._core.events import DagsterEventType
 
 from video_assets.cli.driver import UNFINISHED, DagsterDriver
 from video_assets.cli.instance import console_with_quiet_children, prepare_environment
+from video_assets.cli.tables import format_table
 from video_assets.definitions import build_definitions
 from video_assets.ingest.assets import videos_partitions
 from video_assets.ingest.files import DroppedFile
@@ -58,7 +59,7 @@ def _process(settings: Settings, settle_timeout_s: float, echo: Echo) -> int:
         reports = _classify(instance, library, settled) + [FileReport(f, "still changing") for f in unsettled]
         _wait_for_runs(driver, reports, echo)
     _fill_outcomes(instance, driver, reports)
-    if any(r.status == "success" for r in reports) or not reports:
+    if any(r.status == "success" for r in reports):
         _build_sql_models(settings, instance, echo)
     echo(_format(reports))
     return 1 if any(r.status in ("failed", "canceled", "not run") for r in reports) else 0
@@ -178,8 +179,6 @@ def _format(reports: list[FileReport]) -> str:
         (f"{r.file.source}/{r.file.relative_path}", r.status, r.video_key, r.frames, r.detections, r.detail)
         for r in reports
     ]
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header) - 1)]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row[:-1], widths)) + "  " + row[-1] for row in [header, *rows]]
     failed = sum(r.status == "failed" for r in reports)
     succeeded = sum(r.status == "success" for r in reports)
-    return "\n".join([*lines, f"{succeeded} succeeded, {failed} failed, {len(reports)} file(s) in all"])
+    return format_table(header, rows) + f"\n{succeeded} succeeded, {failed} failed, {len(reports)} file(s) in all"

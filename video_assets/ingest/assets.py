@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from video_assets.backends.base import PERMANENT
 from video_assets.ingest.library import VideoLibrary, VideoNotFoundError
 from video_assets.ingest.probe import UnreadableVideoError, VideoProbe
 
@@ -22,5 +23,5 @@ def raw_video(context: dg.AssetExecutionContext, library: VideoLibrary) -> dg.Ou
         probe = library.probe(context.partition_key)
     except (UnreadableVideoError, VideoNotFoundError) as exc:
         # Retrying cannot fix a bad file; fail this partition only, with what to do.
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        raise dg.Failure(description=str(exc), allow_retries=False, metadata={PERMANENT: True}) from exc
     return dg.Output(probe, metadata=probe.as_metadata())

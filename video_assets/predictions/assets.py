@@ -4,7 +4,7 @@ import time
 
 import dagster as dg
 
-from video_assets.backends.base import BackendError, VideoBackend
+from video_assets.backends.base import PERMANENT, BackendError, VideoBackend
 from video_assets.ingest.assets import VIDEO_GROUP, videos_partitions
 from video_assets.ingest.probe import VideoProbe
 from video_assets.predictions.store import PredictionStore
@@ -16,17 +16,21 @@ from video_assets.predictions.writer import NoFramesError, WriteSummary
     group_name=VIDEO_GROUP,
     kinds={"parquet"},
     description="Per-frame predictions of the configured workflow: detections, frames and videos tables.",
+    # Backend errors can be transient (network, a busy server); unreadable input is marked permanent.
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
 )
 def frame_predictions(
     context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: VideoBackend, store: PredictionStore
 ) -> dg.MaterializeResult:
-    identity = backend.identity()
     started = time.monotonic()
     try:
+        identity = backend.identity()
         with store.writer(raw_video, identity) as writer:
             backend.predict(raw_video, writer, context.log)
             summary = writer.commit()
-    except (BackendError, NoFramesError) as exc:
+    except NoFramesError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False, metadata={PERMANENT: True}) from exc
+    except BackendError as exc:
         raise dg.Failure(description=str(exc), metadata={"file": raw_video.path}) from exc
     elapsed = time.monotonic() - started
     if summary.frames_missing:

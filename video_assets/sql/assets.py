@@ -1,17 +1,25 @@
-"""One Dagster asset per SQL model, materialized as a DuckDB table that is swapped in atomically."""
+"""One Dagster asset per SQL model: a DuckDB table swapped in atomically, its data tests as asset checks."""
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import dagster as dg
 
 from video_assets.predictions.store import PredictionStore
-from video_assets.sql.models import SqlModel, load_models
+from video_assets.sql.checks import SqlCheck
+from video_assets.sql.models import SOURCES, SqlModel, load_models, render_sql
 from video_assets.sql.warehouse import Warehouse
 
 SQL_GROUP = "sql"
 DUCKDB_POOL = "duckdb"
 PREVIEW_ROWS = 10
+
+# Rebuild when new predictions land, even if some videos failed (eager() would wait for every
+# partition upstream), once no upstream run is in progress and upstream blocking checks passed.
+REBUILD_ON_NEW_DATA = (
+    dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+    & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("rebuild when upstream data changes")
 
 
 def build_sql_assets(sql_dir: Path, upstream: Sequence[dg.AssetKey]) -> list[dg.AssetsDefinition]:
@@ -19,8 +27,22 @@ def build_sql_assets(sql_dir: Path, upstream: Sequence[dg.AssetKey]) -> list[dg.
     return [_model_asset(model, upstream) for model in load_models(sql_dir)]
 
 
+def build_sql_automation_sensor() -> dg.AutomationConditionSensorDefinition:
+    return dg.AutomationConditionSensorDefinition(
+        "sql_models_automation",
+        target=dg.AssetSelection.groups(SQL_GROUP),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description="Rebuilds the SQL models after new predictions land.",
+    )
+
+
 def _model_asset(model: SqlModel, upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
     deps = [dg.AssetKey(ref) for ref in model.refs] + (list(upstream) if model.sources else [])
+    check_specs = [
+        dg.AssetCheckSpec(check.name, asset=model.name, description=check.description, blocking=True)
+        for check in model.checks
+    ]
 
     @dg.asset(
         name=model.name,
@@ -28,32 +50,57 @@ def _model_asset(model: SqlModel, upstream: Sequence[dg.AssetKey]) -> dg.AssetsD
         kinds={"duckdb", "sql"},
         pool=DUCKDB_POOL,
         deps=deps,
+        check_specs=check_specs,
+        automation_condition=REBUILD_ON_NEW_DATA,
         description=model.description,
         metadata={"sql_file": dg.MetadataValue.path(str(model.path))},
     )
-    def _build(context: dg.AssetExecutionContext, warehouse: Warehouse, store: PredictionStore) -> dg.MaterializeResult:
-        select = model.render(store.relation_sql)
-        with warehouse.connect() as conn:
+    def _build(warehouse: Warehouse, store: PredictionStore) -> dg.MaterializeResult:
+        with warehouse.build() as conn:
+            _refresh_source_views(conn, store)
             conn.execute("BEGIN TRANSACTION")
-            conn.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS {select}')
+            conn.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS {model.render(store.relation_sql)}')
             conn.execute("COMMIT")
-            return dg.MaterializeResult(metadata=table_metadata(conn, model.name))
+            metadata = table_metadata(conn, model.name)
+            results = [_run_check(conn, model.name, check, store) for check in model.checks]
+        return dg.MaterializeResult(metadata=metadata, check_results=results)
 
     return _build
 
 
-def table_metadata(conn, table: str) -> dict:
+def _refresh_source_views(conn: Any, store: PredictionStore) -> None:
+    """Views over the Parquet tables, so readers can `select ... from detections` too."""
+    for table in dict.fromkeys(SOURCES.values()):
+        conn.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM {store.relation_sql(table)}')
+
+
+def _run_check(conn: Any, table: str, check: SqlCheck, store: PredictionStore) -> dg.AssetCheckResult:
+    offending = render_sql(check.sql, store.relation_sql, this=table)
+    count = conn.execute(f"SELECT count(*) FROM ({offending})").fetchone()[0]
+    metadata: dict[str, Any] = {"offending_rows": count}
+    if count:
+        sample = conn.execute(f"SELECT * FROM ({offending}) LIMIT {PREVIEW_ROWS}")
+        metadata["sample"] = dg.MetadataValue.md(_markdown_table([d[0] for d in sample.description], sample.fetchall()))
+    return dg.AssetCheckResult(
+        check_name=check.name,
+        asset_key=table,
+        passed=count == 0,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=check.description,
+        metadata=metadata,
+    )
+
+
+def table_metadata(conn: Any, table: str) -> dict:
     """Row count, column schema and a preview of the first rows, for the asset's page in the UI."""
     row_count = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
     columns = conn.execute(f'DESCRIBE "{table}"').fetchall()
     preview = conn.execute(f'SELECT * FROM "{table}" LIMIT {PREVIEW_ROWS}')
-    header = [d[0] for d in preview.description]
-    rows = preview.fetchall()
     return {
         "dagster/row_count": row_count,
         "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(name, str(kind)) for name, kind, *_ in columns]),
         "dagster/table_name": table,
-        "preview": dg.MetadataValue.md(_markdown_table(header, rows)),
+        "preview": dg.MetadataValue.md(_markdown_table([d[0] for d in preview.description], preview.fetchall())),
     }
 
 

@@ -1,20 +1,62 @@
-"""The Warehouse resource: the DuckDB file the SQL models build, and how to open it."""
+"""The Warehouse resource: a DuckDB file that models are built in, and a published copy readers open.
+
+DuckDB allows one writing process per file and no readers beside it, so the SQL models build into a
+private file (one at a time: Dagster pool `duckdb`, plus a file lock for runs outside that pool) and
+each finished build is copied and atomically renamed over `warehouse.duckdb`. Readers open that
+copy read-only and never block, or get blocked by, a rebuild.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import dagster as dg
 
 
+class WarehouseNotBuiltError(FileNotFoundError):
+    """No model has been built yet."""
+
+
 class Warehouse(dg.ConfigurableResource):
-    """One DuckDB file. Only the SQL model assets write it (pool `duckdb`, one at a time)."""
+    path: str  # the published file: open it read-only
+    build_path: str  # only SQL model assets write this one
 
-    path: str
-
-    def connect(self, read_only: bool = False) -> Any:
+    @contextmanager
+    def build(self) -> Iterator[Any]:
+        """A read-write connection to the build file; on success the result is published."""
         import duckdb
 
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        return duckdb.connect(self.path, read_only=read_only)
+        build = Path(self.build_path)
+        build.parent.mkdir(parents=True, exist_ok=True)
+        with open(build.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # serializes writers even outside the Dagster pool
+            if not build.exists() and Path(self.path).exists():
+                shutil.copyfile(self.path, build)  # keep models built before the build file was lost
+            conn = duckdb.connect(str(build))
+            try:
+                yield conn
+                conn.execute("CHECKPOINT")
+            finally:
+                conn.close()
+            self._publish(build)
+
+    def read(self) -> Any:
+        import duckdb
+
+        if not Path(self.path).exists():
+            raise WarehouseNotBuiltError(
+                f"{self.path} does not exist yet: run `video-assets process` (or materialize the sql group)."
+            )
+        return duckdb.connect(self.path, read_only=True)
+
+    def _publish(self, build: Path) -> None:
+        published = Path(self.path)
+        published.parent.mkdir(parents=True, exist_ok=True)
+        partial = published.with_name(f".{published.name}.{os.getpid()}.tmp")
+        shutil.copyfile(build, partial)
+        os.replace(partial, published)

@@ -1,0 +1,207 @@
+"""The benchmark harness: every figure is a ratio against a baseline measured in the same run.
+
+    .venv/bin/python benchmarks/run.py            # full run (about 15-20 minutes on 2 cores)
+    .venv/bin/python benchmarks/run.py --smoke    # tiny inputs, checks the harness works (about 1-2 minutes)
+    .venv/bin/python benchmarks/run.py --only e,f # some measurements only
+
+Inputs are generated under benchmarks/work/ (reused while they exist). Results are written to
+benchmarks/results/latest.json and latest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path[:0] = [str(REPO), str(BENCH)]
+
+from videos import synthetic_video  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Input sizes; --smoke shrinks everything so the harness itself can be tested."""
+
+    seconds_720p: float = 60
+    backfill_videos: int = 4
+    backfill_seconds: float = 30
+    rss_short_s: float = 60
+    rss_long_s: float = 600
+    sensor_counts: tuple[int, ...] = (100, 1_000, 10_000)
+    sql_rows: tuple[int, ...] = (1_000_000, 10_000_000)
+    repeats: int = 2
+
+
+SMOKE = Scale(seconds_720p=2, backfill_videos=2, backfill_seconds=2, rss_short_s=2, rss_long_s=6,
+              sensor_counts=(20, 200), sql_rows=(20_000,), repeats=1)
+
+
+def python() -> str:
+    return sys.executable
+
+
+def probe(*args: str) -> dict:
+    """Run pipeline_probe.py in a fresh interpreter and return its RESULT line."""
+    out = subprocess.run([python(), str(BENCH / "pipeline_probe.py"), *args], capture_output=True, text=True,
+                         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"pipeline_probe {args[0]} failed:\n{out.stderr[-4000:]}")
+
+
+def measure_a_c(work: Path, scale: Scale) -> dict:
+    video = synthetic_video(work / f"v720_{scale.seconds_720p:g}s.mp4", 1280, 720, 30, scale.seconds_720p)
+    compare = probe("compare", str(video), str(work / "home_a"), str(scale.repeats))
+    decode = probe("decode", str(video))
+    ablation = probe("ablation", str(video))
+    return {
+        "video": f"1280x720 30 fps H.264 3 Mbit/s, {compare['frames']} frames",
+        "a_ours_fps": compare["ours_fps"],
+        "a_bare_fps": compare["bare_fps"],
+        "a_ratio": compare["ours_fps"] / compare["bare_fps"],
+        "c_decode_pyav_1thread_fps": decode["pyav_1thread_fps"],
+        "c_decode_opencv_fps": decode["opencv_fps"],
+        "c_ratio": compare["bare_fps"] / decode["pyav_1thread_fps"],
+        "c_ablation_fps": ablation,
+    }
+
+
+def measure_b(work: Path, scale: Scale) -> dict:
+    """Several videos through `video-assets process` (real runs, 2 at a time) vs one bare pipeline."""
+    videos = [
+        synthetic_video(work / f"b720_{i}_{scale.backfill_seconds:g}s.mp4", 1280, 720, 30, scale.backfill_seconds,
+                        objects=2 + i)
+        for i in range(scale.backfill_videos)
+    ]
+    bare = probe("bare", str(videos[0]))
+    home = work / "home_b"
+    shutil.rmtree(home, ignore_errors=True)
+    (home / "inbox").mkdir(parents=True)
+    for video in videos:
+        os.link(video, home / "inbox" / video.name)
+    env = {**os.environ, "VIDEO_ASSETS_HOME": str(home), "VIDEO_ASSETS_SENSOR_INTERVAL": "1",
+           "VIDEO_ASSETS_MAX_CONCURRENT_RUNS": str(os.cpu_count() or 2)}
+    done = subprocess.run([str(Path(python()).with_name("video-assets")), "process"], env=env, capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"video-assets process failed:\n{done.stdout[-3000:]}")
+    import dagster as dg
+
+    with dg.DagsterInstance.local_temp(str(home / "dagster")) as instance:
+        records = instance.get_run_records(dg.RunsFilter(tags={"dagster/sensor_name": "drop_folder_sensor"}))
+        starts = [r.start_time for r in records]
+        ends = [r.end_time for r in records]
+        per_run = [r.end_time - r.start_time for r in records]
+    frames = bare["frames"] * len(videos)  # the videos have the same length
+    wall = max(ends) - min(starts)
+    machine_fps = frames / wall
+    return {
+        "videos": f"{len(videos)} x 1280x720 30 fps, {bare['frames']} frames each, {os.cpu_count()} runs at a time",
+        "b_machine_fps": machine_fps,
+        "b_bare_single_fps": bare["fps"],
+        "b_ratio": machine_fps / bare["fps"],
+        "b_run_seconds": [round(s, 1) for s in per_run],
+        "b_bare_seconds": round(bare["seconds"], 1),
+    }
+
+
+def measure_d(work: Path, scale: Scale) -> dict:
+    short = synthetic_video(work / f"d360_{scale.rss_short_s:g}s.mp4", 640, 360, 15, scale.rss_short_s)
+    long = synthetic_video(work / f"d360_{scale.rss_long_s:g}s.mp4", 640, 360, 15, scale.rss_long_s)
+    one = probe("rss", str(short), str(work / "home_d"))
+    ten = probe("rss", str(long), str(work / "home_d"))
+    return {
+        "d_short": f"{one['frames']} frames: peak RSS {one['peak_rss_mb']:.0f} MB",
+        "d_long": f"{ten['frames']} frames: peak RSS {ten['peak_rss_mb']:.0f} MB",
+        "d_ratio": ten["peak_rss_mb"] / one["peak_rss_mb"],
+    }
+
+
+def measure_e(work: Path, scale: Scale) -> dict:
+    from sensor_bench import sensor_ticks
+
+    return sensor_ticks(work, scale.sensor_counts)
+
+
+def measure_f(work: Path, scale: Scale) -> dict:
+    from sql_bench import sql_scaling
+
+    return sql_scaling(work, scale.sql_rows)
+
+
+def measure_g(work: Path, scale: Scale) -> dict:
+    code = (
+        "import json, sys, time\n"
+        "t = time.perf_counter()\n"
+        "import video_assets.definitions as d\n"
+        "d.defs.resolve_asset_graph()\n"
+        "print(json.dumps({'load_s': time.perf_counter() - t, "
+        "'heavy': sorted(m for m in ('inference', 'torch', 'cv2') if m in sys.modules)}))\n"
+    )
+    runs = []
+    for _ in range(5):
+        started = time.perf_counter()
+        out = subprocess.run([python(), "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+        runs.append({**json.loads(out.stdout.strip().splitlines()[-1]), "process_s": time.perf_counter() - started})
+    return {
+        "g_load_s": statistics.median(r["load_s"] for r in runs),
+        "g_process_s": statistics.median(r["process_s"] for r in runs),
+        "g_heavy_modules_imported": sorted({m for r in runs for m in r["heavy"]}),
+    }
+
+
+MEASUREMENTS: dict[str, Callable[[Path, Scale], dict]] = {
+    "a": measure_a_c, "b": measure_b, "d": measure_d, "e": measure_e, "f": measure_f, "g": measure_g,
+}
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} x {cpu}, {mem_gb:.0f} GiB RAM, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--only", default="a,b,d,e,f,g", help="a (with c), b, d, e, f, g")
+    parser.add_argument("--out", default=str(BENCH / "results"))
+    args = parser.parse_args()
+    scale = SMOKE if args.smoke else Scale()
+    work = BENCH / "work" / ("smoke" if args.smoke else "full")
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict = {"machine": machine(), "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     "smoke": args.smoke}
+    for name in args.only.split(","):
+        started = time.perf_counter()
+        print(f"[{name}] measuring ...", flush=True)
+        results[name] = MEASUREMENTS[name](work, scale)
+        print(f"[{name}] done in {time.perf_counter() - started:.0f} s", flush=True)
+    from report import markdown
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "smoke" if args.smoke else "latest"
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (out / f"{stem}.md").write_text(markdown(results))
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

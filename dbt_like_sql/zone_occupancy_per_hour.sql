@@ -1,0 +1,29 @@
+-- Zone occupancy per hour (UTC), source and zone, from the workflow's per-frame zone counts:
+-- scalar outputs named zone* or *occupancy* (the default workflow's zone_occupancy).
+-- occupied_s is video time with at least one object in the zone.
+with readings as (
+    select
+        video_id,
+        source,
+        frame_ts,
+        k.zone,
+        try_cast(json_extract_string(outputs, '$."' || k.zone || '"') as double) as occupancy
+    from {{ source('frames') }}, unnest(json_keys(outputs)) as k(zone)
+    where k.zone like 'zone%' or k.zone like '%occupancy%'
+),
+timed as (
+    select r.*, 1.0 / v.fps as frame_s
+    from readings as r
+    join {{ source('videos') }} as v using (video_id)
+)
+select
+    source,
+    date_trunc('hour', frame_ts) as hour_utc,
+    zone,
+    avg(occupancy) as mean_occupancy,
+    max(occupancy) as max_occupancy,
+    sum(case when occupancy > 0 then frame_s else 0 end) as occupied_s,
+    count(*) as frames
+from timed
+group by all
+order by source, hour_utc, zone

@@ -1,0 +1,117 @@
+"""The nightly backfill schedule: exactly the missing, failed and stale videos, in bounded batches."""
+
+import json
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from conftest import drop_sample
+from video_assets.backends.self_hosted import DEFAULT_WORKFLOW_FILE, SelfHostedBackend
+from video_assets.definitions import build_definitions
+from video_assets.ingest.files import scan_drop_folders
+from video_assets.ingest.library import VideoLibrary
+from video_assets.predictions.backfill import REASON_TAG, SCHEDULE_NAME, classify_partitions
+
+NIGHT = datetime(2026, 11, 27, 2, 0, tzinfo=timezone.utc)
+
+
+def keys_by_file(settings) -> dict[str, str]:
+    library = VideoLibrary.from_settings(settings)
+    return {f.relative_path: library.key_for(f) for f in scan_drop_folders(settings.drop_folders)}
+
+
+def run_videos(defs: dg.Definitions, instance, key: str) -> dg.ExecuteInProcessResult:
+    assets = [defs.get_assets_def("raw_video"), defs.get_assets_def("frame_predictions")]
+    return dg.materialize(assets, partition_key=key, instance=instance, resources=defs.resources, raise_on_error=False)
+
+
+def add_run(instance, key: str, status: dg.DagsterRunStatus) -> None:
+    """A run record in a given state (what a crashed or still-running run leaves behind)."""
+    instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", run_id=str(uuid.uuid4()), status=status,
+                                   tags={"dagster/partition": key}))
+
+
+@pytest.fixture
+def mixed(settings, instance, samples_dir, tmp_path):
+    """done, stale, missing, failed (transient), failed (permanent), given up, in progress."""
+    for name in ("two_walkers.mp4", "one_runner.mp4", "empty_hallway.mp4"):
+        drop_sample(settings, samples_dir, name)
+    drop_sample(settings, samples_dir, "two_walkers.mp4", as_name="flaky/two_walkers.mp4")
+    (settings.inbox / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 30)
+    (settings.inbox / "gone.mp4").write_bytes(b"gone" * 100)
+    (settings.inbox / "busy.mp4").write_bytes(b"busy" * 100)
+    keys = keys_by_file(settings)
+    instance.add_dynamic_partitions("videos", list(keys.values()))
+
+    current = build_definitions(settings)
+    assert run_videos(current, instance, keys["two_walkers.mp4"]).success
+    older = json.loads(Path(DEFAULT_WORKFLOW_FILE).read_text())
+    older["steps"][0]["threshold"] = 24
+    (tmp_path / "older.json").write_text(json.dumps(older))
+    assert run_videos(build_definitions(settings, SelfHostedBackend(workflow_file=str(tmp_path / "older.json"))),
+                      instance, keys["one_runner.mp4"]).success
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    flaky = run_videos(build_definitions(settings, SelfHostedBackend(workflow_file=str(broken))), instance,
+                       keys["flaky/two_walkers.mp4"])
+    corrupt = run_videos(current, instance, keys["corrupt.mp4"])
+    for _ in range(3):
+        add_run(instance, keys["gone.mp4"], dg.DagsterRunStatus.FAILURE)
+    add_run(instance, keys["busy.mp4"], dg.DagsterRunStatus.STARTED)
+    return keys, current, flaky, corrupt
+
+
+def test_the_schedule_requests_exactly_the_missing_failed_and_stale_videos(mixed, settings, instance) -> None:
+    keys, current, flaky, corrupt = mixed
+    # Transient failures are retried inside the run with backoff; permanent ones are not.
+    assert not flaky.success and not corrupt.success
+    assert len([e for e in flaky.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]) == 2
+    assert not [e for e in corrupt.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+    version = current.resources["backend"].identity().workflow_version
+    states = {s.key: s for s in classify_partitions(instance, version)}
+    assert {name: states[key].status for name, key in keys.items()} == {
+        "two_walkers.mp4": "done",
+        "one_runner.mp4": "stale",
+        "empty_hallway.mp4": "missing",
+        "flaky/two_walkers.mp4": "failed",
+        "corrupt.mp4": "given_up",
+        "gone.mp4": "given_up",
+        "busy.mp4": "in_progress",
+    }
+    assert "broken.json cannot be read" in states[keys["flaky/two_walkers.mp4"]].detail
+    assert "cannot be decoded as video" in states[keys["corrupt.mp4"]].detail
+    assert states[keys["gone.mp4"]].detail.startswith("failed 3 times")
+    assert states[keys["one_runner.mp4"]].detail.endswith(f"now {version}")
+
+    schedule = current.get_schedule_def(SCHEDULE_NAME)
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT, resources=current.resources)
+    requests = schedule(context)
+    assert [(r.partition_key, r.tags[REASON_TAG]) for r in requests] == [
+        (keys["flaky/two_walkers.mp4"], "failed"),
+        (keys["empty_hallway.mp4"], "missing"),
+        (keys["one_runner.mp4"], "stale"),
+    ]
+    assert all(r.run_key == f"2026-11-27T02:00:{r.partition_key}" for r in requests)
+
+    small = build_definitions(type(settings)(**{**settings.__dict__, "backfill_batch": 2}))
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT, resources=small.resources)
+    assert [r.tags[REASON_TAG] for r in small.get_schedule_def(SCHEDULE_NAME)(context)] == ["failed", "missing"]
+
+
+def test_nothing_to_do_is_a_skip_that_lists_what_is_not_retried(settings, instance, samples_dir) -> None:
+    drop_sample(settings, samples_dir, "one_runner.mp4")
+    (settings.inbox / "corrupt.mp4").write_bytes(b"junk" * 100)
+    keys = keys_by_file(settings)
+    instance.add_dynamic_partitions("videos", list(keys.values()))
+    defs = build_definitions(settings)
+    for key in keys.values():
+        run_videos(defs, instance, key)
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT, resources=defs.resources)
+    skip = defs.get_schedule_def(SCHEDULE_NAME)(context)
+    assert isinstance(skip, dg.SkipReason)
+    assert "1 done, 1 given_up; requesting 0 run(s)" in skip.skip_message
+    assert f"not retried: {keys['corrupt.mp4']}:" in skip.skip_message

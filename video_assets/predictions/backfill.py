@@ -1,0 +1,156 @@
+"""The nightly backfill: re-run video partitions that are missing, failed, or made by an older workflow.
+
+A partition is *stale* when its latest frame_predictions was made by another workflow version than
+the one configured now (the version is on every row and in the materialization metadata), so a
+workflow change re-runs exactly the videos it affects, like Pixeltable's recompute of a changed
+column. Failures marked permanent (an unreadable file) and partitions that failed too often are not
+retried; the schedule lists them in its tick log instead.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+import dagster as dg
+from dagster._core.events import DagsterEventType
+from dagster._core.storage.tags import PARTITION_NAME_TAG
+
+from video_assets.backends.base import PERMANENT, VideoBackend
+from video_assets.ingest.assets import VIDEO_ASSETS, videos_partitions
+from video_assets.predictions.assets import frame_predictions
+
+SCHEDULE_NAME = "video_backfill"
+REASON_TAG = "video_assets/backfill"
+MAX_ATTEMPTS = 3  # failed runs since the last success before a partition is given up on
+RETRY_ORDER = ("failed", "missing", "stale")
+_UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    key: str
+    status: str  # done | missing | failed | stale | in_progress | given_up
+    detail: str = ""
+
+
+def build_backfill_schedule(cron: str, batch_size: int) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=SCHEDULE_NAME,
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        target=VIDEO_ASSETS,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Re-runs up to {batch_size} missing, failed or stale videos per tick "
+        "(run concurrency is capped by the instance's run queue).",
+    )
+    def video_backfill(context: dg.ScheduleEvaluationContext, backend: VideoBackend):
+        states = classify_partitions(context.instance, backend.identity().workflow_version)
+        chosen = plan_backfill(states, batch_size)
+        context.log.info(_report(states, chosen))
+        if not chosen:
+            return dg.SkipReason(_report(states, chosen))
+        stamp = (context.scheduled_execution_time or datetime.now()).strftime("%Y-%m-%dT%H:%M")
+        return [
+            dg.RunRequest(
+                partition_key=state.key,
+                run_key=f"{stamp}:{state.key}",
+                tags={REASON_TAG: state.status},
+            )
+            for state in chosen
+        ]
+
+    return video_backfill
+
+
+def plan_backfill(states: list[PartitionState], batch_size: int) -> list[PartitionState]:
+    """Failed first (they were wanted), then missing, then stale; at most batch_size."""
+    wanted = [s for s in states if s.status in RETRY_ORDER]
+    return sorted(wanted, key=lambda s: (RETRY_ORDER.index(s.status), s.key))[:batch_size]
+
+
+def classify_partitions(instance: dg.DagsterInstance, workflow_version: str) -> list[PartitionState]:
+    keys = instance.get_dynamic_partitions(videos_partitions.name)
+    done = _latest_materializations(instance, frame_predictions.key)
+    runs = _runs_by_partition(instance, set(keys))
+    states = []
+    for key in keys:
+        latest = done.get(key)
+        since = [r for r in runs.get(key, []) if latest is None or r.create_timestamp.timestamp() > latest[0]]
+        states.append(_state(instance, key, latest, since, workflow_version))
+    return states
+
+
+def _state(
+    instance: dg.DagsterInstance,
+    key: str,
+    latest: tuple[float, str] | None,
+    runs_since: list[dg.RunRecord],
+    workflow_version: str,
+) -> PartitionState:
+    if any(r.dagster_run.status in _UNFINISHED for r in runs_since):
+        return PartitionState(key, "in_progress")
+    failures = [r for r in runs_since if r.dagster_run.status == dg.DagsterRunStatus.FAILURE]
+    if failures:
+        message, permanent = _failure(instance, failures[0].dagster_run.run_id)
+        if permanent:
+            return PartitionState(key, "given_up", message)
+        if len(failures) >= MAX_ATTEMPTS:
+            return PartitionState(key, "given_up", f"failed {len(failures)} times; last: {message}")
+        return PartitionState(key, "failed", message)
+    if latest is None:
+        return PartitionState(key, "missing")
+    if latest[1] != workflow_version:
+        return PartitionState(key, "stale", f"made by {latest[1]}, now {workflow_version}")
+    return PartitionState(key, "done")
+
+
+def _latest_materializations(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> dict[str, tuple[float, str]]:
+    """partition -> (timestamp, workflow_version) of its newest materialization, in pages."""
+    latest: dict[str, tuple[float, str]] = {}
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key), limit=1000, cursor=cursor)
+        for record in page.records:
+            materialization = record.asset_materialization
+            if materialization.partition and materialization.partition not in latest:
+                version = materialization.metadata.get("workflow_version")
+                latest[materialization.partition] = (record.timestamp, getattr(version, "value", ""))
+        if not page.has_more:
+            return latest
+        cursor = page.cursor
+
+
+def _runs_by_partition(instance: dg.DagsterInstance, keys: set[str]) -> dict[str, list[dg.RunRecord]]:
+    """Runs of video partitions, newest first (only runs that carry a partition tag)."""
+    by_key: dict[str, list[dg.RunRecord]] = defaultdict(list)
+    for record in instance.get_run_records(dg.RunsFilter(tags={PARTITION_NAME_TAG: sorted(keys)})) if keys else []:
+        by_key[record.dagster_run.tags[PARTITION_NAME_TAG]].append(record)
+    return by_key
+
+
+def _failure(instance: dg.DagsterInstance, run_id: str) -> tuple[str, bool]:
+    """The run's failure message, and whether the failure was marked permanent."""
+    for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records:
+        data = record.event_log_entry.dagster_event.step_failure_data
+        user = data.user_failure_data
+        if user is not None:
+            flag = user.metadata.get(PERMANENT)
+            return user.description or "", bool(getattr(flag, "value", False))
+        if data.error:
+            return data.error.message.strip().splitlines()[-1], False
+    return "the run failed before any step (see it in the UI)", False
+
+
+def _report(states: list[PartitionState], chosen: list[PartitionState]) -> str:
+    counts: dict[str, int] = defaultdict(int)
+    for state in states:
+        counts[state.status] += 1
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no videos"
+    lines = [f"{len(states)} video(s): {summary}; requesting {len(chosen)} run(s)."]
+    lines += [f"  not retried: {s.key}: {s.detail}" for s in states if s.status == "given_up"]
+    return "\n".join(lines)

@@ -1,0 +1,117 @@
+"""Data tests declared beside a model (`<model>.yml`), run as Dagster asset checks.
+
+```yaml
+checks:
+  not_null: [video_id, frames_processed]      # no NULLs in these columns
+  unique: [[video_id], [source, file]]         # each column list is unique (a bare list = one key)
+  accepted_values: {backend: [self_hosted, hosted, server]}
+  row_count_min: 1                             # at least this many rows
+  expect_no_rows:                              # named queries that must return nothing
+    detections_without_frame: select ... from {{ source('predictions') }} anti join {{ source('frames') }} using (...)
+```
+Every check is a query returning the offending rows; it passes when there are none. Checks are
+blocking: a failure stops downstream models in the same run and in automation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_KINDS = {"not_null", "unique", "accepted_values", "row_count_min", "expect_no_rows"}
+
+
+class CheckDefinitionError(ValueError):
+    """A checks file is malformed; the message names the file."""
+
+
+@dataclass(frozen=True)
+class SqlCheck:
+    name: str
+    description: str
+    sql: str  # selects offending rows; `{{ this }}` is the model's table
+
+
+def load_checks(path: Path) -> list[SqlCheck]:
+    if not path.exists():
+        return []
+    try:
+        spec = (yaml.safe_load(path.read_text()) or {}).get("checks", {})
+    except yaml.YAMLError as exc:
+        raise CheckDefinitionError(f"{path}: not valid YAML ({exc})") from exc
+    unknown = set(spec) - _KINDS
+    if unknown:
+        raise CheckDefinitionError(f"{path}: unknown check kind(s) {sorted(unknown)}; use {sorted(_KINDS)}")
+    try:
+        return [check for kind, arg in spec.items() for check in _BUILDERS[kind](arg)]
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise CheckDefinitionError(f"{path}: {exc}") from exc
+
+
+def _not_null(columns: list[str]) -> list[SqlCheck]:
+    return [
+        SqlCheck(f"not_null_{c}", f"{c} is never NULL", f'select * from {{{{ this }}}} where "{c}" is null')
+        for c in columns
+    ]
+
+
+def _unique(keys: list[Any]) -> list[SqlCheck]:
+    key_lists = [keys] if all(isinstance(k, str) for k in keys) else keys
+    checks = []
+    for key in key_lists:
+        cols = ", ".join(f'"{c}"' for c in key)
+        checks.append(
+            SqlCheck(
+                f"unique_{'_'.join(key)}",
+                f"({', '.join(key)}) is unique",
+                f"select {cols}, count(*) as copies from {{{{ this }}}} group by all having count(*) > 1",
+            )
+        )
+    return checks
+
+
+def _accepted_values(columns: dict[str, list[Any]]) -> list[SqlCheck]:
+    checks = []
+    for column, values in columns.items():
+        allowed = ", ".join(_literal(v) for v in values)
+        checks.append(
+            SqlCheck(
+                f"accepted_values_{column}",
+                f"{column} is one of {values}",
+                f'select "{column}", count(*) as rows from {{{{ this }}}} '
+                f'where "{column}" not in ({allowed}) group by all',
+            )
+        )
+    return checks
+
+
+def _row_count_min(minimum: int) -> list[SqlCheck]:
+    return [
+        SqlCheck(
+            "row_count_min",
+            f"at least {int(minimum)} row(s)",
+            f"select count(*) as rows from {{{{ this }}}} having count(*) < {int(minimum)}",
+        )
+    ]
+
+
+def _expect_no_rows(queries: dict[str, str]) -> list[SqlCheck]:
+    return [SqlCheck(name, f"no rows from: {sql.strip()}", sql.strip().rstrip(";")) for name, sql in queries.items()]
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return str(value)
+
+
+_BUILDERS = {
+    "not_null": _not_null,
+    "unique": _unique,
+    "accepted_values": _accepted_values,
+    "row_count_min": _row_count_min,
+    "expect_no_rows": _expect_no_rows,
+}
