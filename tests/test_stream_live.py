@@ -8,6 +8,7 @@ recording goes on through the real sensor, camera_window and the SQL models.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -247,6 +248,8 @@ def test_camera_hours_are_published_by_the_sensor_and_republishing_replaces(hls_
     )
     assert [v["video_id"] for v in videos] == [f"lobby@{h:%Y-%m-%dT%H}" for h in hours]
     assert all(v["source"] == "lobby" and v["codec"] == "hls" and PASSWORD not in v["file"] for v in videos)
+    for video in videos:  # 1 / fps is the time one processed frame stands for
+        assert video["fps"] == pytest.approx(15.0 * video["frames_processed"] / video["frames_expected"])
     last = videos[-1]
     assert metadata["frames_processed"] == last["frames_processed"]
     assert metadata["gaps"] == len([g for g in hls_recording.table("camera_gaps") if g["video_id"] == last["video_id"]])
@@ -279,6 +282,9 @@ def test_sql_models_include_the_camera(hls_recording, tmp_path) -> None:
         summary = conn.execute(
             "select video_id, frames_processed, frames_expected from video_summary where source = 'lobby'"
         ).fetchall()
+        crossings = conn.execute(
+            "select hour_utc, counter, crossings from line_crossings_per_hour where source = 'lobby'"
+        ).fetchall()
     segments, gaps = hls_recording.table("camera_segments"), hls_recording.table("camera_gaps")
     expected = []
     for hour in store.windows("lobby"):
@@ -298,3 +304,14 @@ def test_sql_models_include_the_camera(hls_recording, tmp_path) -> None:
     assert health == expected
     assert sum(row[1] for row in summary) == hls_recording.final["frames_processed"]
     assert sum(row[2] for row in summary) == hls_recording.final["frames_received"]
+    # A camera's line counters run on across its hours: crossings are the counter's increments.
+    expected_crossings: dict = {}
+    previous: dict = {}
+    for frame in sorted(hls_recording.table("frames"), key=lambda f: f["frame_ts"]):
+        for counter, total in json.loads(frame["outputs"]).items():
+            if counter.endswith(("count_in", "count_out")):
+                key = (frame["frame_ts"].replace(minute=0, second=0, microsecond=0), counter)
+                step = total - previous.get(counter, 0)
+                expected_crossings[key] = expected_crossings.get(key, 0) + (step if step >= 0 else total)
+                previous[counter] = total
+    assert {(hour, counter): n for hour, counter, n in crossings} == expected_crossings

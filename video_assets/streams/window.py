@@ -48,6 +48,13 @@ class WindowSummary:
         return sum(g["duration_s"] for g in self.gaps)
 
     @property
+    def processed_frame_rate(self) -> float:
+        """The camera's rate scaled to the frames processed, so that 1 / fps is the time each processed frame
+        stands for, as for a file: the SQL models weigh frames by it."""
+        received = self.frames_processed + self.frames_dropped
+        return self.source_fps * self.frames_processed / received if received else self.source_fps
+
+    @property
     def processed_fps(self) -> float:
         """Frames processed per second of the time the camera was delivering (the camera_health formula)."""
         if not self.first_frame_ts or not self.last_frame_ts:
@@ -146,7 +153,7 @@ def _video_row(
         "sha256": "",
         "bytes": 0,
         "duration_s": span.total_seconds(),
-        "fps": summary.source_fps,
+        "fps": summary.processed_frame_rate,
         "width": sized["width"],
         "height": sized["height"],
         "codec": camera.kind if camera else "stream",
