@@ -63,3 +63,23 @@ def test_seconds_count_every_frame_received_not_only_those_processed(warehouse) 
         "select hour, frames_dropped, gaps, gap_seconds from camera_health order by 1"
     ).fetchall()
     assert health == [(H18, 8, 0, 0.0), (H19, 8, 1, 17.0)]
+
+
+def test_a_published_camera_hour_makes_the_sql_models_rebuild_on_their_own(tmp_path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    defs = build_definitions(settings)
+    sql_keys = {dg.AssetKey(p.stem) for p in settings.sql_dir.glob("*.sql")}
+    settings.dagster_home.mkdir(parents=True)
+    with dg.instance_for_test(temp_dir=str(settings.dagster_home)) as instance:
+        instance.add_dynamic_partitions("cameras", ["gate"])
+
+        def requested(cursor):
+            result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+            return {key for key in sql_keys if result.get_num_requested(key)}, result.cursor
+
+        nothing, cursor = requested(None)
+        assert nothing == set()
+        partition = dg.MultiPartitionKey({"camera": "gate", "hour": "2026-11-26-19:00"})
+        instance.report_runless_asset_event(dg.AssetMaterialization("camera_window", partition=partition))
+        rebuilt, _ = requested(cursor)
+        assert rebuilt == sql_keys
