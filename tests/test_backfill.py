@@ -88,8 +88,12 @@ def test_the_schedule_requests_exactly_the_missing_failed_and_stale_videos(mixed
     assert states[keys["one_runner.mp4"]].detail.endswith(f"now {version}")
 
     schedule = current.get_schedule_def(SCHEDULE_NAME)
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT, resources=current.resources)
-    requests = schedule(context)
+    # `with`: the context opens its own instance from the ref and must close it (else it resets Dagster's
+    # current-instance context variable whenever it is garbage-collected, breaking later tests).
+    with dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=NIGHT, resources=current.resources
+    ) as context:
+        requests = schedule(context)
     assert [(r.partition_key, r.tags[REASON_TAG]) for r in requests] == [
         (keys["flaky/two_walkers.mp4"], "failed"),
         (keys["empty_hallway.mp4"], "missing"),
@@ -98,8 +102,10 @@ def test_the_schedule_requests_exactly_the_missing_failed_and_stale_videos(mixed
     assert all(r.run_key == f"2026-11-27T02:00:{r.partition_key}" for r in requests)
 
     small = build_definitions(type(settings)(**{**settings.__dict__, "backfill_batch": 2}))
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT, resources=small.resources)
-    assert [r.tags[REASON_TAG] for r in small.get_schedule_def(SCHEDULE_NAME)(context)] == ["failed", "missing"]
+    with dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=NIGHT, resources=small.resources
+    ) as context:
+        assert [r.tags[REASON_TAG] for r in small.get_schedule_def(SCHEDULE_NAME)(context)] == ["failed", "missing"]
 
 
 def test_nothing_to_do_is_a_skip_that_lists_what_is_not_retried(settings, instance, samples_dir) -> None:
@@ -110,8 +116,10 @@ def test_nothing_to_do_is_a_skip_that_lists_what_is_not_retried(settings, instan
     defs = build_definitions(settings)
     for key in keys.values():
         run_videos(defs, instance, key)
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT, resources=defs.resources)
-    skip = defs.get_schedule_def(SCHEDULE_NAME)(context)
+    with dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=NIGHT, resources=defs.resources
+    ) as context:
+        skip = defs.get_schedule_def(SCHEDULE_NAME)(context)
     assert isinstance(skip, dg.SkipReason)
     assert "1 done, 1 given_up; requesting 0 run(s)" in skip.skip_message
     assert f"not retried: {keys['corrupt.mp4']}:" in skip.skip_message
