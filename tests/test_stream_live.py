@@ -208,17 +208,20 @@ def test_camera_hours_are_published_by_the_sensor_and_republishing_replaces(hls_
     settings = Settings(home=hls_recording.home, sensor_interval_s=1)
     defs = build_definitions(settings)
     sensor = defs.get_sensor_def(SENSOR_NAME)
+
+    def tick(instance: dg.DagsterInstance, cursor: str | None = None) -> dg.SensorResult:
+        with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=defs.resources) as c:
+            return sensor(c)
+
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        first = sensor(dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources))
+        first = tick(instance)
         [add] = first.dynamic_partitions_requests
         assert (add.partitions_def_name, list(add.partition_keys)) == ("cameras", ["lobby"])
         instance.add_dynamic_partitions("cameras", ["lobby"])
         hours = hls_recording.store.windows("lobby")
         assert [r.partition_key for r in first.run_requests] == [f"lobby|{h:%Y-%m-%d-%H}:00" for h in hours]
 
-        again = sensor(
-            dg.build_sensor_context(instance=instance, cursor=first.cursor, definitions=defs, resources=defs.resources)
-        )
+        again = tick(instance, first.cursor)
         assert again.run_requests == []  # nothing new was committed
         [observation] = again.asset_events
         assert observation.metadata["worker_state"].value == "stopped"
