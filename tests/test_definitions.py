@@ -28,8 +28,9 @@ def test_the_code_location_loads_without_inference_or_torch(kind, tmp_path) -> N
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert loaded["heavy"] == []
-    assert {"raw_video", "frame_predictions", "video_summary"} <= set(loaded["assets"])
-    assert loaded["sensors"] == ["drop_folder_sensor", "sql_models_automation"]
+    assets = set(loaded["assets"])
+    assert {"raw_video", "frame_predictions", "camera_window", "video_summary", "camera_health"} <= assets
+    assert loaded["sensors"] == ["drop_folder_sensor", "camera_segments_sensor", "sql_models_automation"]
 
 
 def test_assets_are_grouped_and_partitioned(defs) -> None:

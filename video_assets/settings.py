@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Mapping
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 DEFAULT_INBOX_SOURCE = "inbox"
+DEFAULT_CAMERAS_START = date(2026, 1, 1)
 
 
 class SettingsError(ValueError):
@@ -37,6 +39,8 @@ class Settings:
     max_concurrent_runs: int = field(default_factory=lambda: os.cpu_count() or 2)
     backfill_cron: str = "0 2 * * *"
     backfill_batch: int = 50
+    cameras_file: Path | None = None  # None: <home>/cameras.toml
+    cameras_start: date = DEFAULT_CAMERAS_START  # first hour of the camera window partitions (UTC)
 
     @property
     def inbox(self) -> Path:
@@ -64,6 +68,19 @@ class Settings:
         return self.home / "dagster"
 
     @property
+    def camera_config_path(self) -> Path:
+        return self.cameras_file or self.home / "cameras.toml"
+
+    @property
+    def streams_dir(self) -> Path:
+        """Camera segments (staged Parquet), worker status and locks, one folder per camera."""
+        return self.home / "streams"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
     def state_dir(self) -> Path:
         """Working state: the content-hash cache, the DuckDB build file."""
         return self.home / "state"
@@ -80,6 +97,8 @@ class Settings:
             max_concurrent_runs=_positive_int(env, "VIDEO_ASSETS_MAX_CONCURRENT_RUNS", os.cpu_count() or 2),
             backfill_cron=env.get("VIDEO_ASSETS_BACKFILL_CRON") or "0 2 * * *",
             backfill_batch=_positive_int(env, "VIDEO_ASSETS_BACKFILL_BATCH", 50),
+            cameras_file=_optional_path(env, "VIDEO_ASSETS_CAMERAS"),
+            cameras_start=_date(env, "VIDEO_ASSETS_CAMERAS_START", DEFAULT_CAMERAS_START),
         )
 
 
@@ -118,3 +137,18 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 1:
         raise SettingsError(f"{name}={raw!r} must be a whole number of at least 1")
     return value
+
+
+def _optional_path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    return Path(raw).expanduser().resolve() if raw else None
+
+
+def _date(env: Mapping[str, str], name: str, default: date) -> date:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return date.fromisoformat(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} must be a date written YYYY-MM-DD") from None

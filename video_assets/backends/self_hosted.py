@@ -66,7 +66,7 @@ class SelfHostedBackend(VideoBackend):
             ) from exc
 
     def predict(self, video: VideoProbe, sink: PredictionSink, log: logging.Logger) -> None:
-        pipeline_cls = _import_inference_pipeline(offline=not self.uses_saved_workflow)
+        pipeline_cls = import_inference_pipeline(offline=not self.uses_saved_workflow)
         collector = _FrameCollector(sink, self.detections_output, video.media.fps, log)
         try:
             pipeline = pipeline_cls.init_with_workflow(
@@ -74,7 +74,7 @@ class SelfHostedBackend(VideoBackend):
                 on_prediction=collector.on_prediction,
                 status_update_handlers=[collector.on_status],
                 workflows_parameters=self.workflow_parameters or None,
-                **self._workflow_arguments(),
+                **self.workflow_arguments(),
             )
         except Exception as exc:
             raise BackendError(f"Could not start the workflow for {video.path}: {type(exc).__name__}: {exc}") from exc
@@ -82,10 +82,11 @@ class SelfHostedBackend(VideoBackend):
             pipeline.start()
             pipeline.join()
         finally:
-            _terminate(pipeline, log)
+            terminate_pipeline(pipeline, log)
         collector.raise_if_failed(video)
 
-    def _workflow_arguments(self) -> dict[str, Any]:
+    def workflow_arguments(self) -> dict[str, Any]:
+        """The workflow part of InferencePipeline.init_with_workflow's arguments."""
         if self.uses_saved_workflow:
             return {
                 "workspace_name": self.workspace,
@@ -101,7 +102,7 @@ def spec_hash(spec: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def _import_inference_pipeline(offline: bool) -> Any:
+def import_inference_pipeline(offline: bool) -> Any:
     """Import inference only inside a run. OFFLINE_MODE is read once, at import, so set it first."""
     os.environ.setdefault("DISABLE_VERSION_CHECK", "true")
     if offline:
@@ -112,7 +113,7 @@ def _import_inference_pipeline(offline: bool) -> Any:
     return InferencePipeline
 
 
-def _terminate(pipeline: Any, log: logging.Logger) -> None:
+def terminate_pipeline(pipeline: Any, log: logging.Logger) -> None:
     """join() returns after an inference-thread error while a reader thread lingers; always terminate."""
     try:
         pipeline.terminate()
@@ -136,14 +137,8 @@ class _FrameCollector:
             return
         try:
             frame_idx = frame.frame_id - 1  # InferencePipeline counts from 1
-            self.sink.add_frame(
-                FramePrediction(
-                    frame_idx=frame_idx,
-                    time_offset_s=frame_idx / self.fps,
-                    detections=tuple(_detections(self._pick_detections(result))),
-                    outputs=_scalar_outputs(result),
-                )
-            )
+            detections, outputs = parse_result(result, self.detections_output)
+            self.sink.add_frame(FramePrediction(frame_idx, frame_idx / self.fps, detections, outputs))
         except Exception as exc:  # InferencePipeline would log this and carry on
             self.sink_error = exc
 
@@ -165,11 +160,14 @@ class _FrameCollector:
                 "Check that every block can run here (model blocks need an API key and network, or cached weights)."
             )
 
-    def _pick_detections(self, result: dict[str, Any]) -> Any:
-        chosen = result.get(self.detections_output)
-        if _is_detections(chosen):
-            return chosen
-        return next((result[k] for k in sorted(result) if _is_detections(result[k])), None)
+
+def parse_result(result: dict[str, Any], detections_output: str) -> tuple[tuple[Detection, ...], dict[str, Any]]:
+    """One workflow result: the detections to store (the output named `detections_output`, else the first
+    output holding detections) and the scalar outputs."""
+    chosen = result.get(detections_output)
+    if not _is_detections(chosen):
+        chosen = next((result[k] for k in sorted(result) if _is_detections(result[k])), None)
+    return tuple(_detections(chosen)), _scalar_outputs(result)
 
 
 def _is_detections(value: Any) -> bool:

@@ -1,4 +1,4 @@
-"""The `video-assets` command: demo, process, sql, dev."""
+"""The `video-assets` command: demo, process, sql, dev, cameras."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "dev", help="start `dagster dev` on the instance under VIDEO_ASSETS_HOME; other arguments go to it"
     )
+    cameras = commands.add_parser("cameras", help="live cameras: run their ingest workers, or show their status")
+    camera_commands = cameras.add_subparsers(dest="cameras_command", required=True)
+    run_cameras = camera_commands.add_parser(
+        "run", help="one ingest worker per camera (all, or the ones named) until Ctrl-C or SIGTERM"
+    )
+    run_cameras.add_argument("names", nargs="*", metavar="NAME")
+    camera_commands.add_parser("status", help="each camera's worker state, last frame, fps, drops and gaps")
     args, dagster_args = parser.parse_known_args(argv)
     if dagster_args and args.command != "dev":
         parser.error(f"unrecognized arguments: {' '.join(dagster_args)}")
@@ -47,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         from video_assets.cli.query import run_query
 
         return run_query(settings, args.query, args.output or "table")
+    if args.command == "cameras":
+        from video_assets.cli import cameras as camera_cli
+
+        return camera_cli.run(settings, args.names) if args.cameras_command == "run" else camera_cli.status(settings)
     return dev_server(settings, dagster_args)
 
 

@@ -4,6 +4,10 @@
 - frames: one row per processed frame with its detection count, so "nothing detected" (a frame
   row with detection_count 0) and "not processed" (no frame row) differ.
 - videos: one row per video: what was probed and how it was processed.
+
+Live cameras write the same three tables (one "video" per camera per hour) plus their health as data:
+- camera_segments: one row per committed segment: frames processed and dropped, first and last frame.
+- camera_gaps: one row per interval in which the camera delivered no frame (start, end, cause).
 """
 
 from __future__ import annotations
@@ -69,3 +73,38 @@ VIDEOS = pa.schema(
 )
 
 TABLES: dict[str, pa.Schema] = {"detections": DETECTIONS, "frames": FRAMES, "videos": VIDEOS}
+
+CAMERA_SEGMENTS = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),  # <camera>@<YYYY-MM-DDTHH>
+        pa.field("camera", pa.string(), nullable=False),
+        pa.field("segment", pa.string(), nullable=False),
+        pa.field("window_start", UTC_TS, nullable=False),
+        pa.field("opened_at", UTC_TS, nullable=False),
+        pa.field("committed_at", UTC_TS, nullable=False),
+        pa.field("frame_idx_start", pa.int64(), nullable=False),
+        pa.field("frames_processed", pa.int64(), nullable=False),
+        pa.field("frames_dropped", pa.int64(), nullable=False),  # received from the camera, not processed
+        pa.field("first_frame_ts", UTC_TS),
+        pa.field("last_frame_ts", UTC_TS),
+        pa.field("reconnects", pa.int32(), nullable=False),
+        pa.field("source_fps", pa.float64()),  # as the stream declares it
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        *_LINEAGE_COLUMNS,
+    ]
+)
+
+CAMERA_GAPS = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),  # the window in which the gap ended
+        pa.field("camera", pa.string(), nullable=False),
+        pa.field("gap_start", UTC_TS, nullable=False),  # the last frame received before the gap
+        pa.field("gap_end", UTC_TS, nullable=False),  # the first frame received after it
+        pa.field("duration_s", pa.float64(), nullable=False),
+        pa.field("cause", pa.string(), nullable=False),  # reconnect | stall | worker_restart
+        pa.field("reconnect_attempts", pa.int32(), nullable=False),
+    ]
+)
+
+CAMERA_TABLES: dict[str, pa.Schema] = {"camera_segments": CAMERA_SEGMENTS, "camera_gaps": CAMERA_GAPS}

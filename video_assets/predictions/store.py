@@ -8,7 +8,7 @@ import dagster as dg
 
 from video_assets.backends.base import BackendIdentity
 from video_assets.ingest.probe import VideoProbe
-from video_assets.predictions.schema import TABLES
+from video_assets.predictions.schema import CAMERA_TABLES, TABLES
 from video_assets.predictions.writer import PredictionWriter, table_file
 
 _DUCKDB_TYPES = {
@@ -42,5 +42,6 @@ class PredictionStore(dg.ConfigurableResource):
         if any(Path(self.root, table).glob("video_id=*/*.parquet")):
             quoted = pattern.replace("'", "''")
             return f"read_parquet('{quoted}', union_by_name = true, hive_partitioning = false)"
-        columns = ", ".join(f"NULL::{_DUCKDB_TYPES[str(f.type)]} AS {f.name}" for f in TABLES[table])
+        schema = TABLES.get(table) or CAMERA_TABLES[table]
+        columns = ", ".join(f"NULL::{_DUCKDB_TYPES[str(f.type)]} AS {f.name}" for f in schema)
         return f"(SELECT {columns} WHERE false)"

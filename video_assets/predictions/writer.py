@@ -35,6 +35,18 @@ def table_file(root: Path, table: str, video_id: str) -> Path:
     return root / table / f"video_id={video_id}" / PART_NAME
 
 
+def temp_file(final: Path, token: str) -> Path:
+    """The hidden name a table is written under beside `final`; globs for `*.parquet` never match it."""
+    return final.with_name(f".{final.name}.{token}.tmp")
+
+
+def frame_rows(frame: FramePrediction, common: dict) -> tuple[list[dict], dict]:
+    """The detections rows and the frames row of one processed frame; `common` holds their shared columns."""
+    detections = [{**common, **det.__dict__} for det in frame.detections]
+    outputs = json.dumps(frame.outputs, sort_keys=True)
+    return detections, {**common, "detection_count": len(frame.detections), "outputs": outputs}
+
+
 @dataclass(frozen=True)
 class WriteSummary:
     frames_expected: int
@@ -95,14 +107,13 @@ class PredictionWriter:
             "workflow_version": self.identity.workflow_version,
             "backend": self.identity.backend,
         }
+        detection_rows, frame_row = frame_rows(frame, common)
+        self._rows["detections"].extend(detection_rows)
+        self._rows["frames"].append(frame_row)
         for det in frame.detections:
-            self._rows["detections"].append({**common, **det.__dict__})
             if det.tracker_id is not None:
                 self._tracks.add(det.tracker_id)
             self._classes.add(det.class_name)
-        self._rows["frames"].append(
-            {**common, "detection_count": len(frame.detections), "outputs": json.dumps(frame.outputs, sort_keys=True)}
-        )
         self.frames_processed += 1
         self.detections += len(frame.detections)
         if len(self._rows["frames"]) >= self.flush_every:
@@ -155,14 +166,13 @@ class PredictionWriter:
         if table not in self._writers:
             temp = self._temp_path(table)
             temp.parent.mkdir(parents=True, exist_ok=True)
-            _remove_stale_temps(temp.parent)
+            remove_stale_temps(temp.parent)
             self._writers[table] = pq.ParquetWriter(temp, schema, compression="zstd")
         if rows or table == "videos":
             self._writers[table].write_table(pa.Table.from_pylist(rows, schema=schema))
 
     def _temp_path(self, table: str) -> Path:
-        final = table_file(self.root, table, self.video.video_id)
-        return final.with_name(f".{final.name}.{self._token}.tmp")
+        return temp_file(table_file(self.root, table, self.video.video_id), self._token)
 
     def _video_row(self) -> dict:
         media = self.video.media
@@ -186,7 +196,7 @@ class PredictionWriter:
         }
 
 
-def _remove_stale_temps(folder: Path) -> None:
+def remove_stale_temps(folder: Path) -> None:
     """Temporary files left by a killed run are invisible to readers; reclaim them after a day."""
     cutoff = time.time() - _STALE_TEMP_S
     for temp in folder.glob(".*.tmp"):

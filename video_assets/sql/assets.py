@@ -1,7 +1,7 @@
 """One Dagster asset per SQL model: a DuckDB table swapped in atomically, its data tests as asset checks."""
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import dagster as dg
 
@@ -22,8 +22,8 @@ REBUILD_ON_NEW_DATA = (
 ).with_label("rebuild when upstream data changes")
 
 
-def build_sql_assets(sql_dir: Path, upstream: dg.AssetKey) -> list[dg.AssetsDefinition]:
-    """`upstream` is the asset whose Parquet the sources read (frame_predictions)."""
+def build_sql_assets(sql_dir: Path, upstream: Sequence[dg.AssetKey]) -> list[dg.AssetsDefinition]:
+    """`upstream`: the assets whose Parquet the sources read (frame_predictions, camera_window)."""
     return [_model_asset(model, upstream) for model in load_models(sql_dir)]
 
 
@@ -37,8 +37,8 @@ def build_sql_automation_sensor() -> dg.AutomationConditionSensorDefinition:
     )
 
 
-def _model_asset(model: SqlModel, upstream: dg.AssetKey) -> dg.AssetsDefinition:
-    deps = [dg.AssetKey(ref) for ref in model.refs] + ([upstream] if model.sources else [])
+def _model_asset(model: SqlModel, upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+    deps = [dg.AssetKey(ref) for ref in model.refs] + (list(upstream) if model.sources else [])
     check_specs = [
         dg.AssetCheckSpec(check.name, asset=model.name, description=check.description, blocking=True)
         for check in model.checks

@@ -2,7 +2,8 @@
 
 A model is a SELECT in `<name>.sql`. Its leading `--` comment lines are its description.
 `{{ ref('other_model') }}` names another model's table; `{{ source('predictions') }}` (alias
-`detections`), `{{ source('frames') }}` and `{{ source('videos') }}` name the Parquet tables.
+`detections`), `{{ source('frames') }}` and `{{ source('videos') }}` name the Parquet tables; live cameras add
+`{{ source('camera_segments') }}` and `{{ source('camera_gaps') }}` (their health as data).
 Data tests live beside the model in `<name>.yml` (see checks.py).
 """
 
@@ -15,8 +16,15 @@ from typing import Callable
 
 from video_assets.sql.checks import SqlCheck, load_checks
 
-# source name -> Parquet table written by frame_predictions
-SOURCES = {"predictions": "detections", "detections": "detections", "frames": "frames", "videos": "videos"}
+# source name -> Parquet table (written by frame_predictions and camera_window; the camera_* tables by cameras only)
+SOURCES = {
+    "predictions": "detections",
+    "detections": "detections",
+    "frames": "frames",
+    "videos": "videos",
+    "camera_segments": "camera_segments",
+    "camera_gaps": "camera_gaps",
+}
 _REF = re.compile(r"\{\{\s*ref\(\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\)\s*\}\}")
 _SOURCE = re.compile(r"\{\{\s*source\(\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\)\s*\}\}")
 _THIS = re.compile(r"\{\{\s*this\s*\}\}")

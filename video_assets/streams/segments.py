@@ -1,0 +1,245 @@
+"""Rolling segments: a camera's frames and gaps, committed to Parquet every `segment_s` seconds.
+
+Rows are in the same schema as the files' tables, already in their final form: `video_id` is the
+camera window (`<camera>@<YYYY-MM-DDTHH>`), `frame_idx` counts the window's processed frames from 0
+(continuing across segments and worker restarts), `frame_ts` is the wall-clock time the frame was
+received and `time_offset_s` its distance from the start of the hour. A window's table is then just
+the concatenation of its segments.
+
+A segment never spans two windows: a frame of a new hour seals the previous hour's segment.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from video_assets.backends.base import BackendIdentity, Detection, FramePrediction
+from video_assets.predictions.schema import CAMERA_TABLES, TABLES
+from video_assets.predictions.writer import frame_rows
+from video_assets.streams.store import CameraStore, camera_video_id, window_start
+
+SCHEMAS = {**TABLES, **CAMERA_TABLES}
+
+
+@dataclass(frozen=True)
+class Gap:
+    """An interval in which the camera delivered no frame."""
+
+    start: datetime  # the last frame received before it
+    end: datetime  # the first frame received after it
+    cause: str  # reconnect | stall | worker_restart
+    reconnect_attempts: int = 0
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+@dataclass
+class _OpenSegment:
+    window: datetime
+    name: str
+    opened_at: datetime
+    opened_monotonic: float
+    frame_idx_start: int
+    detections: list[dict] = field(default_factory=list)
+    frames: list[dict] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+    dropped: int = 0
+    reconnects: int = 0
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    source_fps: float | None = None
+    size: tuple[int, int] | None = None
+    sealed: bool = False  # a later hour has begun: commit without waiting for segment_s
+
+    @property
+    def empty(self) -> bool:
+        return not self.frames and not self.gaps and not self.dropped
+
+
+@dataclass(frozen=True)
+class CommittedSegment:
+    path: Path
+    frames: int
+    dropped: int
+    gaps: int
+    last_frame_ts: datetime | None
+
+
+class SegmentRecorder:
+    """Collects one camera's frames and gaps and commits them as segments; safe to call from any thread.
+
+    InferencePipeline delivers frames on its dispatch thread and status updates (which reveal gaps) on
+    its decoding thread; the worker's main thread calls `commit_due` about once a second.
+    """
+
+    def __init__(
+        self,
+        store: CameraStore,
+        camera: str,
+        identity: BackendIdentity,
+        segment_s: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
+        self.store = store
+        self.camera = camera
+        self.identity = identity
+        self.segment_s = segment_s
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._open: dict[datetime, _OpenSegment] = {}  # by window; two only around the turn of an hour
+        self._next_idx: dict[datetime, int] = {}
+        self._uncommitted: list[_OpenSegment] = []  # closed, waiting to be written (retried if writing fails)
+
+    def add_frame(
+        self,
+        received_at: datetime,
+        detections: tuple[Detection, ...],
+        outputs: dict[str, Any],
+        dropped_before: int = 0,
+        reconnects_before: int = 0,
+        size: tuple[int, int] | None = None,
+        source_fps: float | None = None,
+    ) -> None:
+        """Record one processed frame, received at `received_at`, after `dropped_before` unprocessed ones."""
+        received_at = received_at.astimezone(timezone.utc)
+        with self._lock:
+            segment = self._segment_for(received_at)
+            frame_idx = self._next_idx[segment.window]
+            self._next_idx[segment.window] = frame_idx + 1
+            offset = (received_at - segment.window) / timedelta(microseconds=1) / 1_000_000
+            frame = FramePrediction(frame_idx, offset, detections, outputs)
+            common = {
+                "video_id": camera_video_id(self.camera, segment.window),
+                "source": self.camera,
+                "frame_idx": frame_idx,
+                "time_offset_s": offset,
+                "frame_ts": received_at,
+                "workflow_version": self.identity.workflow_version,
+                "backend": self.identity.backend,
+            }
+            detection_rows, frame_row = frame_rows(frame, common)
+            segment.detections.extend(detection_rows)
+            segment.frames.append(frame_row)
+            segment.dropped += dropped_before
+            segment.reconnects += reconnects_before
+            segment.first_ts = segment.first_ts or received_at
+            segment.last_ts = received_at
+            segment.size = size or segment.size
+            segment.source_fps = source_fps or segment.source_fps
+            for window, older in self._open.items():
+                older.sealed = older.sealed or window < segment.window
+
+    def add_dropped(self, count: int, at: datetime) -> None:
+        """Frames read from the camera around `at` that will never be processed (purged at shutdown)."""
+        with self._lock:
+            self._segment_for(at.astimezone(timezone.utc)).dropped += count
+
+    def add_gap(self, gap: Gap) -> None:
+        """Record a gap in the window in which it ended."""
+        with self._lock:
+            self._segment_for(gap.end.astimezone(timezone.utc)).gaps.append(gap)
+
+    def commit_due(self, force: bool = False) -> list[CommittedSegment]:
+        """Commit every segment older than `segment_s` or sealed (every one, if `force`). Main thread only.
+
+        A segment that fails to be written (a full disk) stays queued and is tried again next time.
+        """
+        now = self._monotonic()
+        with self._lock:
+            due = [s for s in self._open.values() if force or s.sealed or now - s.opened_monotonic >= self.segment_s]
+            for segment in due:
+                del self._open[segment.window]
+            self._uncommitted.extend(sorted(due, key=lambda s: s.opened_at))
+        committed = []
+        while self._uncommitted:
+            segment = self._uncommitted[0]
+            if not segment.empty:
+                committed.append(self._commit(segment))
+            self._uncommitted.pop(0)
+        return committed
+
+    def _segment_for(self, ts: datetime) -> _OpenSegment:
+        window = window_start(ts)
+        if window not in self._open:
+            if window not in self._next_idx:
+                rows = self.store.segment_rows(self.camera, window)  # a restarted worker continues the count
+                self._next_idx[window] = max((r["frame_idx_start"] + r["frames_processed"] for r in rows), default=0)
+            opened_at = datetime.now(timezone.utc)
+            self._open[window] = _OpenSegment(
+                window=window,
+                name=f"{opened_at:%Y%m%dT%H%M%S%f}Z-{uuid.uuid4().hex[:6]}",
+                opened_at=opened_at,
+                opened_monotonic=self._monotonic(),
+                frame_idx_start=self._next_idx[window],
+            )
+        return self._open[window]
+
+    def _commit(self, segment: _OpenSegment) -> CommittedSegment:
+        """Write the four tables into a hidden folder, then rename it into place: all or nothing."""
+        folder = self.store.window_dir(self.camera, segment.window)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.store.remove_stale_temps(self.camera, segment.window)
+        temp = folder / f".{segment.name}.tmp"
+        temp.mkdir(exist_ok=True)
+        tables = {
+            "detections": segment.detections,
+            "frames": segment.frames,
+            "camera_segments": [self._segment_row(segment)],
+            "camera_gaps": [self._gap_row(segment.window, gap) for gap in segment.gaps],
+        }
+        try:
+            for table, rows in tables.items():
+                table_data = pa.Table.from_pylist(rows, schema=SCHEMAS[table])
+                pq.write_table(table_data, temp / f"{table}.parquet", compression="zstd")
+            final = folder / segment.name
+            os.rename(temp, final)
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+        return CommittedSegment(final, len(segment.frames), segment.dropped, len(segment.gaps), segment.last_ts)
+
+    def _segment_row(self, segment: _OpenSegment) -> dict[str, Any]:
+        width, height = segment.size or (None, None)
+        return {
+            "video_id": camera_video_id(self.camera, segment.window),
+            "camera": self.camera,
+            "segment": segment.name,
+            "window_start": segment.window,
+            "opened_at": segment.opened_at,
+            "committed_at": datetime.now(timezone.utc),
+            "frame_idx_start": segment.frame_idx_start,
+            "frames_processed": len(segment.frames),
+            "frames_dropped": segment.dropped,
+            "first_frame_ts": segment.first_ts,
+            "last_frame_ts": segment.last_ts,
+            "reconnects": segment.reconnects,
+            "source_fps": segment.source_fps,
+            "width": width,
+            "height": height,
+            "workflow_version": self.identity.workflow_version,
+            "backend": self.identity.backend,
+        }
+
+    def _gap_row(self, window: datetime, gap: Gap) -> dict[str, Any]:
+        return {
+            "video_id": camera_video_id(self.camera, window),
+            "camera": self.camera,
+            "gap_start": gap.start,
+            "gap_end": gap.end,
+            "duration_s": gap.duration_s,
+            "cause": gap.cause,
+            "reconnect_attempts": gap.reconnect_attempts,
+        }

@@ -1,0 +1,155 @@
+"""Where camera data waits for Dagster: committed segments, each worker's status, and its lock.
+
+```
+<VIDEO_ASSETS_HOME>/streams/<camera>/
+    worker.lock              held by the camera's one worker while it runs
+    status.json              rewritten every second by the worker: its health between segments
+    <YYYY-MM-DDTHH>/         one folder per UTC hour: the camera window
+        <segment>/           one committed segment, renamed into place whole:
+                             detections, frames, camera_segments, camera_gaps (.parquet)
+        .<segment>.tmp/      a segment being written; never read
+```
+
+A segment appears all at once (one directory rename), so readers never see part of one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from video_assets.streams.cameras import CameraConfig, load_camera_config
+
+SEGMENT_TABLES = ("detections", "frames", "camera_segments", "camera_gaps")
+STATUS_FILE = "status.json"
+LOCK_FILE = "worker.lock"
+_WINDOW_FORMAT = "%Y-%m-%dT%H"
+_WINDOW_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
+
+
+class WorkerAlreadyRunning(RuntimeError):
+    """Another worker holds this camera's lock: two would record every frame twice."""
+
+
+def window_start(ts: datetime) -> datetime:
+    """The UTC hour a wall-clock time falls in: the camera window it belongs to."""
+    return ts.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def window_name(start: datetime) -> str:
+    return start.strftime(_WINDOW_FORMAT)
+
+
+def camera_video_id(camera: str, start: datetime) -> str:
+    """The video_id of a camera window in the prediction tables, e.g. lobby@2026-11-26T18."""
+    return f"{camera}@{window_name(start)}"
+
+
+def _parse_window(name: str) -> datetime | None:
+    if not _WINDOW_NAME.match(name):
+        return None
+    return datetime.strptime(name, _WINDOW_FORMAT).replace(tzinfo=timezone.utc)
+
+
+class CameraStore(dg.ConfigurableResource):
+    """The camera configuration file and the folder of staged segments under VIDEO_ASSETS_HOME."""
+
+    root: str
+    config_file: str
+
+    def config(self) -> CameraConfig:
+        return load_camera_config(Path(self.config_file))
+
+    def camera_dir(self, camera: str) -> Path:
+        return Path(self.root) / camera
+
+    def window_dir(self, camera: str, start: datetime) -> Path:
+        return self.camera_dir(camera) / window_name(start)
+
+    def windows(self, camera: str) -> list[datetime]:
+        """The hours that hold at least a folder for this camera, oldest first."""
+        folder = self.camera_dir(camera)
+        if not folder.is_dir():
+            return []
+        return sorted(start for entry in os.scandir(folder) if entry.is_dir() and (start := _parse_window(entry.name)))
+
+    def segments(self, camera: str, start: datetime) -> list[Path]:
+        """Committed segments of one window, oldest first (names sort by the time they were opened)."""
+        folder = self.window_dir(camera, start)
+        if not folder.is_dir():
+            return []
+        return sorted(Path(e.path) for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+
+    def segment_rows(self, camera: str, start: datetime) -> list[dict[str, Any]]:
+        """The camera_segments rows (counts, first and last frame) of a window's committed segments."""
+        return [
+            row
+            for seg in self.segments(camera, start)
+            for row in pq.read_table(seg / "camera_segments.parquet").to_pylist()
+        ]
+
+    def latest_segment_row(self, camera: str) -> dict[str, Any] | None:
+        for start in reversed(self.windows(camera)):
+            rows = self.segment_rows(camera, start)
+            if rows:
+                return rows[-1]
+        return None
+
+    def status_path(self, camera: str) -> Path:
+        return self.camera_dir(camera) / STATUS_FILE
+
+    def read_status(self, camera: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.status_path(camera).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def write_status(self, camera: str, status: dict[str, Any]) -> None:
+        """Replace the status file atomically, so a reader never sees half of it."""
+        path = self.status_path(camera)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temp.write_text(json.dumps(status, indent=1, sort_keys=True, default=str))
+        os.replace(temp, path)
+
+    @contextmanager
+    def worker_lock(self, camera: str) -> Iterator[None]:
+        """Held for the worker's lifetime; the kernel releases it if the process dies."""
+        path = self.camera_dir(camera) / LOCK_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise WorkerAlreadyRunning(
+                    f"Camera {camera!r} is already being recorded by {holder}; stop that worker first "
+                    "(two workers would record every frame twice)."
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def remove_stale_temps(self, camera: str, start: datetime, older_than: timedelta = timedelta(hours=1)) -> None:
+        """Segments a killed worker left half-written are invisible; reclaim them once clearly abandoned."""
+        folder = self.window_dir(camera, start)
+        cutoff = datetime.now().timestamp() - older_than.total_seconds()
+        for entry in folder.glob(".*.tmp") if folder.is_dir() else ():
+            if entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)

@@ -1,0 +1,166 @@
+"""Publish a camera window: one hour's committed segments become the prediction tables of one "video".
+
+The window lands where a file's predictions land (`predictions/<table>/video_id=<camera>@<hour>/`), so
+every SQL model reads cameras and files alike; its health lands beside them in `camera_segments` and
+`camera_gaps`. Each table is written under a hidden temporary name and renamed into place, the
+`videos` row last; publishing again replaces the window's files, so rows are never duplicated.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from video_assets.predictions.schema import VIDEOS
+from video_assets.predictions.writer import remove_stale_temps, table_file, temp_file
+from video_assets.streams.cameras import Camera
+from video_assets.streams.segments import SCHEMAS
+from video_assets.streams.store import SEGMENT_TABLES, CameraStore, camera_video_id
+
+
+class NoSegmentsError(Exception):
+    """Nothing was recorded for this camera in this hour."""
+
+
+@dataclass(frozen=True)
+class WindowSummary:
+    video_id: str
+    segments: int
+    frames_processed: int
+    frames_dropped: int
+    detections: int
+    first_frame_ts: datetime | None
+    last_frame_ts: datetime | None
+    source_fps: float
+    reconnects: int
+    gaps: list[dict[str, Any]]
+    files: dict[str, Path]
+
+    @property
+    def gap_seconds(self) -> float:
+        return sum(g["duration_s"] for g in self.gaps)
+
+    @property
+    def processed_frame_rate(self) -> float:
+        """The camera's rate scaled to the frames processed, so that 1 / fps is the time each processed frame
+        stands for, as for a file: the SQL models weigh frames by it."""
+        received = self.frames_processed + self.frames_dropped
+        return self.source_fps * self.frames_processed / received if received else self.source_fps
+
+    @property
+    def processed_fps(self) -> float:
+        """Frames processed per second of the time the camera was delivering (the camera_health formula)."""
+        if not self.first_frame_ts or not self.last_frame_ts:
+            return 0.0
+        silent_s = sum(
+            max((g["gap_end"] - max(g["gap_start"], self.first_frame_ts)).total_seconds(), 0) for g in self.gaps
+        )
+        streaming_s = (self.last_frame_ts - self.first_frame_ts).total_seconds() - silent_s
+        return round(self.frames_processed / streaming_s, 2) if streaming_s > 0 else 0.0
+
+
+def publish_window(
+    cameras: CameraStore, predictions_root: Path, camera_name: str, start: datetime, camera: Camera | None
+) -> WindowSummary:
+    """Concatenate the window's segments into its tables. `camera` (its configuration) may be gone."""
+    segments = cameras.segments(camera_name, start)
+    if not segments:
+        raise NoSegmentsError(
+            f"Camera {camera_name!r} has no recorded segments for {start:%Y-%m-%d %H}:00 UTC in "
+            f"{cameras.window_dir(camera_name, start)}. Its worker was not running or received no frames "
+            "that hour; start it with `video-assets cameras run` (see `video-assets cameras status`)."
+        )
+    video_id = camera_video_id(camera_name, start)
+    token = uuid.uuid4().hex[:8]
+    temps: dict[str, Path] = {}
+    try:
+        rows = {
+            table: _concat(segments, table, _temp(predictions_root, table, video_id, token, temps))
+            for table in SEGMENT_TABLES
+        }
+        segment_rows = pq.read_table(temps["camera_segments"]).to_pylist()
+        gap_rows = pq.read_table(temps["camera_gaps"]).to_pylist()
+        summary = _summarize(video_id, segment_rows, gap_rows, rows["detections"])
+        video_row = _video_row(camera_name, camera, start, summary, segment_rows)
+        videos_temp = _temp(predictions_root, "videos", video_id, token, temps)
+        pq.write_table(pa.Table.from_pylist([video_row], schema=VIDEOS), videos_temp)
+        files = {}
+        for table, temp in temps.items():  # videos was added last: it marks the window complete
+            files[table] = table_file(predictions_root, table, video_id)
+            os.replace(temp, files[table])
+    except BaseException:
+        for temp in temps.values():
+            temp.unlink(missing_ok=True)
+        raise
+    return replace(summary, files=files)
+
+
+def _temp(root: Path, table: str, video_id: str, token: str, temps: dict[str, Path]) -> Path:
+    temps[table] = temp_file(table_file(root, table, video_id), token)
+    temps[table].parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(temps[table].parent)
+    return temps[table]
+
+
+def _concat(segments: list[Path], table: str, dest: Path) -> int:
+    """Stream one table of every segment into `dest`, in order; one row group per segment."""
+    schema = SCHEMAS[table]
+    rows = 0
+    with pq.ParquetWriter(dest, schema, compression="zstd") as writer:
+        for segment in segments:
+            data = pq.read_table(segment / f"{table}.parquet", schema=schema)
+            if data.num_rows:
+                writer.write_table(data)
+                rows += data.num_rows
+    return rows
+
+
+def _summarize(video_id: str, segments: list[dict], gaps: list[dict], detections: int) -> WindowSummary:
+    first = [s["first_frame_ts"] for s in segments if s["first_frame_ts"]]
+    last = [s["last_frame_ts"] for s in segments if s["last_frame_ts"]]
+    return WindowSummary(
+        video_id=video_id,
+        segments=len(segments),
+        frames_processed=sum(s["frames_processed"] for s in segments),
+        frames_dropped=sum(s["frames_dropped"] for s in segments),
+        detections=detections,
+        first_frame_ts=min(first, default=None),
+        last_frame_ts=max(last, default=None),
+        source_fps=next((s["source_fps"] for s in reversed(segments) if s["source_fps"]), 0.0),
+        reconnects=sum(s["reconnects"] for s in segments),
+        gaps=gaps,
+        files={},
+    )
+
+
+def _video_row(
+    camera_name: str, camera: Camera | None, start: datetime, summary: WindowSummary, segments: list[dict]
+) -> dict[str, Any]:
+    """The window as a video: recorded_at is the start of the hour, so frame_ts = recorded_at + time_offset_s."""
+    sized = next((s for s in reversed(segments) if s["width"]), {"width": 0, "height": 0})
+    span = summary.last_frame_ts - summary.first_frame_ts if summary.first_frame_ts else timedelta(0)
+    return {
+        "video_id": summary.video_id,
+        "source": camera_name,
+        "file": camera.display_url if camera else camera_name,
+        "sha256": "",
+        "bytes": 0,
+        "duration_s": span.total_seconds(),
+        "fps": summary.processed_frame_rate,
+        "width": sized["width"],
+        "height": sized["height"],
+        "codec": camera.kind if camera else "stream",
+        "recorded_at": start,
+        "frames_expected": summary.frames_processed + summary.frames_dropped,
+        "frames_processed": summary.frames_processed,
+        "processed_at": datetime.now(timezone.utc),
+        "workflow_version": segments[-1]["workflow_version"],
+        "backend": segments[-1]["backend"],
+    }
