@@ -12,24 +12,13 @@ import time
 import pytest
 
 from conftest import API_KEY, drop_sample
-from test_assets import failure_message, register
-from test_hosted import hosted_backend, ledger, rows, run
+from test_assets import failure_message
+from test_hosted import api_key_env, hosted_backend, ledger, rows, run, walkers_key  # noqa: F401 (fixtures)
 from video_assets.backends.hosted.ledger import JobKey
 from video_assets.ingest.library import VideoLibrary
 from video_assets.settings import REPO_DIR
 
 FORCE = {"resources": {"backend": {"config": {"force_resubmit": True}}}}
-
-
-@pytest.fixture(autouse=True)
-def api_key_env(monkeypatch) -> None:
-    monkeypatch.setenv("ROBOFLOW_API_KEY", API_KEY)
-
-
-@pytest.fixture
-def walkers_key(settings, instance, samples_dir) -> str:
-    drop_sample(settings, samples_dir, "two_walkers.mp4")
-    return register(settings, instance)["two_walkers.mp4"]
 
 
 @pytest.fixture(autouse=True)

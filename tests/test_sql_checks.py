@@ -27,10 +27,15 @@ def write_table(settings: Settings, table: str, schema: pa.Schema, rows: list[di
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
 
 
-def write_video(settings: Settings, video_id: str, frames: int, detections_on: list[int], frames_table: bool = True) -> None:
-    common = {"video_id": video_id, "source": "inbox", "workflow_version": "inline:x", "backend": "self_hosted"}
+def write_video(
+    settings: Settings, video_id: str, frames: int, detections_on: list[int], frames_table: bool = True, ts: datetime = TS
+) -> None:
+    """Hand-made tables for one video (its frames all stamped `ts`), to inject exactly the data a test needs."""
+    common = {"video_id": video_id, "source": video_id.split("@")[0] if "@" in video_id else "inbox",
+              "workflow_version": "inline:x", "backend": "self_hosted"}
+
     def at(i: int) -> dict:
-        return {**common, "frame_idx": i, "time_offset_s": i / 10, "frame_ts": TS}
+        return {**common, "frame_idx": i, "time_offset_s": i / 10, "frame_ts": ts}
     write_table(settings, "detections", DETECTIONS, [
         {**at(i), "class_name": "person", "class_id": 0, "confidence": 0.9, "x": 1.0, "y": 1.0,
          "width": 1.0, "height": 1.0, "tracker_id": 1} for i in detections_on
@@ -41,8 +46,8 @@ def write_video(settings: Settings, video_id: str, frames: int, detections_on: l
         ])
     write_table(settings, "videos", VIDEOS, [{
         **common, "file": f"{video_id}.mp4", "sha256": "0" * 64, "bytes": 1, "duration_s": frames / 10, "fps": 10.0,
-        "width": 64, "height": 64, "codec": "h264", "recorded_at": TS, "frames_expected": frames,
-        "frames_processed": frames, "processed_at": TS,
+        "width": 64, "height": 64, "codec": "h264", "recorded_at": ts, "frames_expected": frames,
+        "frames_processed": frames, "processed_at": ts,
     }])
 
 

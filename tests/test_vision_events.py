@@ -135,3 +135,22 @@ def test_the_sink_is_off_unless_configured(settings) -> None:
     assert "vision_events" not in {a.key.to_user_string() for a in build_definitions(settings).assets}
     on = vision_events_from_env({"VIDEO_ASSETS_VISION_EVENTS_USE_CASE": "x", "ROBOFLOW_API_URL": "http://h"})
     assert on.use_case == "x" and on.api_url == "http://h" and on.api_key is None
+
+
+def test_a_published_camera_hour_sends_its_summaries(settings, instance, events_api) -> None:
+    from test_sql_checks import write_video
+
+    from video_assets.streams.assets import camera_names, camera_partition_key
+    from video_assets.streams.store import camera_video_id, window_start
+
+    hour = window_start(datetime.now(timezone.utc) - timedelta(hours=1))
+    video_id = camera_video_id("lobby", hour)
+    write_video(settings, video_id, frames=5, detections_on=[0, 1, 1], ts=hour + timedelta(minutes=7))
+    defs = build_definitions(settings, events_sink=sink(events_api))
+    instance.add_dynamic_partitions(camera_names.name, ["lobby"])
+    result = dg.materialize([defs.get_assets_def("camera_vision_events")], partition_key=camera_partition_key("lobby", hour),
+                            instance=instance, resources=defs.resources)
+    assert result.success and delivered(result).passed
+    [event] = events_api.events.values()
+    assert event["customMetadata"]["video_id"] == video_id and event["customMetadata"]["detections"] == 3
+    assert event["timestamp"] == (hour + timedelta(minutes=7)).isoformat().replace("+00:00", "Z")

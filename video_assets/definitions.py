@@ -27,7 +27,7 @@ def build_definitions(
         prediction_definitions(settings, backend or backend_from_env(state_dir=settings.state_dir)),
         camera_definitions(settings),
         sql_definitions(settings, upstream=[FRAME_PREDICTIONS, CAMERA_WINDOW]),
-        events_definitions(events_sink or vision_events_from_env()),
+        events_definitions(settings, events_sink or vision_events_from_env()),
         # Parallelism comes from one run per video; steps within a run share one process.
         dg.Definitions(executor=dg.in_process_executor),
     )

@@ -6,6 +6,7 @@ A delivery problem never fails the run (the predictions are already safe): it fa
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import dagster as dg
 
@@ -17,8 +18,14 @@ DELIVERED = "delivered"
 
 
 def build_vision_events_asset(
-    partitions_def: dg.PartitionsDefinition, upstream: dg.AssetKey, group: str, name: str = "vision_events"
+    partitions_def: dg.PartitionsDefinition,
+    upstream: dg.AssetKey,
+    group: str,
+    name: str,
+    video_id: Callable[[dg.AssetExecutionContext], str],
 ) -> dg.AssetsDefinition:
+    """`video_id` maps a partition to the video_id its rows carry (a video, or a camera hour)."""
+
     @dg.asset(
         name=name,
         partitions_def=partitions_def,
@@ -29,7 +36,7 @@ def build_vision_events_asset(
         description="Per-minute summary events (counts per class, tracks, line crossings) sent to Vision Events.",
     )
     def _send(context: dg.AssetExecutionContext, events_sink: VisionEvents, store: PredictionStore) -> dg.MaterializeResult:
-        events = summary_events(Path(store.root), context.partition_key, events_sink.use_case, datetime.now(timezone.utc))
+        events = summary_events(Path(store.root), video_id(context), events_sink.use_case, datetime.now(timezone.utc))
         delivery = events_sink.send(events, context.log)
         for problem in delivery.rejected + delivery.failed:
             context.log.warning(f"Vision Events: {problem}")

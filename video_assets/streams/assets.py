@@ -7,11 +7,13 @@ import dagster as dg
 
 from video_assets.predictions.store import PredictionStore
 from video_assets.streams.cameras import CameraConfigError
-from video_assets.streams.store import CameraStore
+from video_assets.streams.store import CameraStore, camera_video_id
 from video_assets.streams.window import NoSegmentsError, WindowSummary, publish_window
 
 CAMERA_GROUP = "cameras"
 CAMERA_WINDOW = dg.AssetKey("camera_window")
+# Everything computed per camera hour; the camera sensor's runs target this selection.
+CAMERA_ASSETS = dg.AssetSelection.groups(CAMERA_GROUP)
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"  # HourlyPartitionsDefinition's key format
 camera_names = dg.DynamicPartitionsDefinition(name="cameras")  # added by the sensor from the camera file
 GAPS_SHOWN = 20
@@ -53,6 +55,11 @@ def build_camera_window(start: date) -> dg.AssetsDefinition:
         return dg.MaterializeResult(metadata=window_metadata(summary))
 
     return camera_window
+
+
+def camera_window_video_id(context: dg.AssetExecutionContext) -> str:
+    """The video_id a camera-hour partition's rows carry, e.g. lobby@2026-11-26T18."""
+    return camera_video_id(context.partition_key.keys_by_dimension["camera"], context.partition_time_window.start)
 
 
 def window_metadata(summary: WindowSummary) -> dict:
