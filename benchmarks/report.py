@@ -11,7 +11,7 @@ def markdown(r: dict) -> str:
         rows.append(("c. demo workflow ÷ raw decode, PyAV 1 thread (fps)", f"{a['a_bare_fps']:.1f} ÷ {a['c_decode_pyav_1thread_fps']:.1f} = **{a['c_ratio']:.2f}**", "report", f"OpenCV decode {a['c_decode_opencv_fps']:.0f} fps; workflow cut after each block: " + "; ".join(f"{k}: {v:.0f}" for k, v in a["c_ablation_fps"].items())))
     if "b" in r:
         b = r["b"]
-        rows.append(("b. backfill, machine fps ÷ single bare pipeline fps", f"{b['b_machine_fps']:.1f} ÷ {b['b_bare_single_fps']:.1f} = **{b['b_ratio']:.2f}**", "≥ 1.7", f"{b['videos']}; run wall s {b['b_run_seconds']}, bare {b['b_bare_seconds']} s"))
+        rows.append(("b. backfill, machine fps ÷ single bare pipeline fps", f"{b['b_machine_fps']:.1f} ÷ {b['b_bare_single_fps']:.1f} = **{b['b_ratio']:.2f}**", "≥ 1.7", f"{b['videos']}; run wall s {b['b_run_seconds']}, bare {b['b_bare_seconds']} s; ceiling here: two bare pipelines side by side {b['b_bare_pair_fps']:.1f} fps = {b['b_ceiling_ratio']:.2f} x one"))
     if "d" in r:
         d = r["d"]
         rows.append(("d. peak RSS, 10-minute ÷ 1-minute video", f"**{d['d_ratio']:.2f}**", "≤ 1.2", f"{d['d_short']}; {d['d_long']} (640x360 15 fps)"))
@@ -27,7 +27,8 @@ def markdown(r: dict) -> str:
     if "g" in r:
         g = r["g"]
         rows.append(("g. code-location load (import + asset graph)", f"**{g['g_load_s']:.2f} s** (process {g['g_process_s']:.2f} s)", "≤ 3 s", f"heavy modules imported: {g['g_heavy_modules_imported'] or 'none'}"))
-    lines = [f"Machine: {r['machine']}. Run started {r['started']}{' (smoke sizes)' if r.get('smoke') else ''}.", "",
+    taken = sorted({v["measured_at"][:16] for v in r.values() if isinstance(v, dict) and "measured_at" in v})
+    lines = [f"Machine: {r['machine']}. Measured {', '.join(taken)} UTC{' (smoke sizes)' if r.get('smoke') else ''}.", "",
              "| measurement | result | target | details |", "|---|---|---|---|"]
     lines += [f"| {m} | {v} | {t} | {d} |" for m, v, t, d in rows]
     return "\n".join(lines) + "\n"
