@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
@@ -92,11 +92,11 @@ class Settings:
         return cls(
             home=home,
             extra_drop_folders=parse_drop_folders(env.get("VIDEO_ASSETS_DROP_FOLDERS", "")),
-            sensor_interval_s=_positive_int(env, "VIDEO_ASSETS_SENSOR_INTERVAL", 5),
+            sensor_interval_s=env_number(env, "VIDEO_ASSETS_SENSOR_INTERVAL", int, 5),
             sql_dir=Path(env.get("VIDEO_ASSETS_SQL_DIR") or REPO_DIR / "dbt_like_sql").resolve(),
-            max_concurrent_runs=_positive_int(env, "VIDEO_ASSETS_MAX_CONCURRENT_RUNS", os.cpu_count() or 2),
+            max_concurrent_runs=env_number(env, "VIDEO_ASSETS_MAX_CONCURRENT_RUNS", int, os.cpu_count() or 2),
             backfill_cron=env.get("VIDEO_ASSETS_BACKFILL_CRON") or "0 2 * * *",
-            backfill_batch=_positive_int(env, "VIDEO_ASSETS_BACKFILL_BATCH", 50),
+            backfill_batch=env_number(env, "VIDEO_ASSETS_BACKFILL_BATCH", int, 50),
             cameras_file=_optional_path(env, "VIDEO_ASSETS_CAMERAS"),
             cameras_start=_date(env, "VIDEO_ASSETS_CAMERAS_START", DEFAULT_CAMERAS_START),
         )
@@ -126,16 +126,19 @@ def parse_drop_folders(spec: str) -> tuple[DropFolder, ...]:
     return tuple(folders)
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def env_number(env: Mapping[str, str], name: str, kind: type, default: Any, allow_zero: bool = False) -> Any:
+    """A positive int or float from the environment (or zero when allowed), else a SettingsError saying so."""
     raw = env.get(name)
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise SettingsError(f"{name}={raw!r} must be a whole number of at least 1")
+        value = -1
+    if value < 0 or (value == 0 and not allow_zero):
+        least = 0 if allow_zero else 1
+        wanted = f"a whole number of at least {least}" if kind is int else "a positive number"
+        raise SettingsError(f"{name}={raw!r} must be {wanted}")
     return value
 
 

@@ -18,7 +18,7 @@ from pydantic import Field, PrivateAttr
 from video_assets.backends.base import BackendError, BackendIdentity, PredictionSink, VideoBackend
 from video_assets.backends.self_hosted import DEFAULT_WORKFLOW_FILE, SelfHostedBackend
 from video_assets.ingest.probe import VideoProbe
-from video_assets.settings import Settings, SettingsError
+from video_assets.settings import Settings, SettingsError, env_number
 
 KINDS: tuple[str, ...] = ("self_hosted", "hosted", "server")
 DEFAULT_API_URL = "https://api.roboflow.com"
@@ -152,10 +152,10 @@ def backend_config_from_env(env: Mapping[str, str] | None = None, state_dir: Pat
         "workflow_version_id": env.get("ROBOFLOW_WORKFLOW_VERSION") or None,
         "api_url": env.get("ROBOFLOW_API_URL") or DEFAULT_API_URL,
         "model": env.get("ROBOFLOW_MODEL") or None,
-        "hosted_fps": _number(env, "VIDEO_ASSETS_HOSTED_FPS", int, 5),
-        "poll_seconds": _number(env, "VIDEO_ASSETS_POLL_SECONDS", float, 60.0),
-        "hosted_timeout_seconds": _number(env, "VIDEO_ASSETS_HOSTED_TIMEOUT", float, 6 * 3600.0),
-        "budget_frames": _number(env, "VIDEO_ASSETS_HOSTED_BUDGET_FRAMES", int, None),
+        "hosted_fps": env_number(env, "VIDEO_ASSETS_HOSTED_FPS", int, 5),
+        "poll_seconds": env_number(env, "VIDEO_ASSETS_POLL_SECONDS", float, 60.0),
+        "hosted_timeout_seconds": env_number(env, "VIDEO_ASSETS_HOSTED_TIMEOUT", float, 6 * 3600.0),
+        "budget_frames": env_number(env, "VIDEO_ASSETS_HOSTED_BUDGET_FRAMES", int, None, allow_zero=True),
         "server_url": env.get("VIDEO_ASSETS_INFERENCE_SERVER_URL") or DEFAULT_SERVER_URL,
     }
     if env.get("ROBOFLOW_API_KEY"):
@@ -188,16 +188,3 @@ def configured_backend(resource: Any) -> VideoBackend | None:
     if getattr(resource, "resource_cls", None) is Backend and isinstance(getattr(resource, "data", None), dict):
         return Backend(**{k: v for k, v in resource.data.items() if k != "api_key"})
     return None
-
-
-def _number(env: Mapping[str, str], name: str, kind: type, default: Any) -> Any:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        value = -1
-    if value <= 0 and not (name.endswith("BUDGET_FRAMES") and value == 0):
-        raise SettingsError(f"{name}={raw!r} must be a positive {'whole number' if kind is int else 'number'}")
-    return value
