@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from video_assets.backends.resources import backend_from_env
 from video_assets.events.defs import events_definitions
-from video_assets.events.sink import VisionEvents, vision_events_from_env
 from video_assets.ingest.defs import ingest_definitions
 from video_assets.predictions.assets import FRAME_PREDICTIONS
 from video_assets.predictions.defs import prediction_definitions
@@ -16,21 +14,20 @@ from video_assets.streams.assets import CAMERA_WINDOW
 from video_assets.streams.defs import camera_definitions
 
 
-def build_definitions(
-    settings: Settings,
-    backend: dg.ConfigurableResource | None = None,
-    events_sink: VisionEvents | None = None,
-) -> dg.Definitions:
-    """Everything, from `settings` (tests pass their own backend or Vision Events sink)."""
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """Everything the code location defines, from `settings` (tests pass their own)."""
     return dg.Definitions.merge(
         ingest_definitions(settings),
-        prediction_definitions(settings, backend or backend_from_env(state_dir=settings.state_dir)),
+        prediction_definitions(settings),
         camera_definitions(settings),
         sql_definitions(settings, upstream=[FRAME_PREDICTIONS, CAMERA_WINDOW]),
-        events_definitions(settings, events_sink or vision_events_from_env()),
+        events_definitions(settings),
         # Parallelism comes from one run per video; steps within a run share one process.
         dg.Definitions(executor=dg.in_process_executor),
     )
 
 
-defs = build_definitions(Settings.from_env())
+@dg.definitions
+def defs() -> dg.Definitions:
+    """Loaded by `dagster dev`, the daemon, the code server and the run workers, from the environment."""
+    return build_definitions(Settings.from_env())

@@ -1,7 +1,9 @@
-"""Every setting and every path derived from VIDEO_ASSETS_HOME, in one place.
+"""Every setting, read from the environment in this one module; every path derived from VIDEO_ASSETS_HOME.
 
-Settings are read once from the environment when the code location loads (or when the CLI starts),
-so the Dagster UI, the daemon, the CLI and the runs they launch all agree on where data lives.
+Settings are read once when the code location loads (or when the CLI starts), so the Dagster UI,
+the daemon, the CLI, the workers and the runs they launch all agree on where data lives. Secrets
+are never stored here: `ROBOFLOW_API_KEY` reaches resources as a `dagster.EnvVar` (read when a run
+starts), and camera passwords (`${NAME}` in a camera URL) are read with `secret()` at connect time.
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Mapping
 
+from video_assets.backends.registry import DEFAULT_KIND, KINDS
+from video_assets.backends.resource import backend_fields
+from video_assets.roboflow import DEFAULT_API_URL
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 DEFAULT_INBOX_SOURCE = "inbox"
-DEFAULT_CAMERAS_START = date(2026, 1, 1)
+API_KEY_ENV = "ROBOFLOW_API_KEY"
 
 
 class SettingsError(ValueError):
@@ -31,16 +37,39 @@ class DropFolder:
 
 
 @dataclass(frozen=True)
+class BackendSettings:
+    """The `backend` resource's defaults: its kind, and the fields the environment (or a test) sets.
+
+    Every other field keeps the default written in its backend's config class (backends/registry.py).
+    """
+
+    kind: str = DEFAULT_KIND
+    values: Mapping[str, Any] = field(default_factory=dict)
+    api_key_set: bool = False  # ROBOFLOW_API_KEY is set: bind it as an EnvVar (an unset EnvVar fails every run)
+
+
+@dataclass(frozen=True)
+class VisionEventsSettings:
+    """The Vision Events sink; None in Settings means it is off."""
+
+    use_case: str
+    api_url: str
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     extra_drop_folders: tuple[DropFolder, ...] = ()
     sensor_interval_s: int = 5
     sql_dir: Path = REPO_DIR / "dbt_like_sql"
-    max_concurrent_runs: int = field(default_factory=lambda: os.cpu_count() or 2)
+    workers: int = field(default_factory=lambda: os.cpu_count() or 2)  # run worker processes (and concurrent runs)
+    worker_max_runs: int = 50  # a worker process is replaced after this many runs, to bound leaks
     backfill_cron: str = "0 2 * * *"
     backfill_batch: int = 50
     cameras_file: Path | None = None  # None: <home>/cameras.toml
-    cameras_start: date = DEFAULT_CAMERAS_START  # first hour of the camera window partitions (UTC)
+    cameras_start: date = date(2026, 1, 1)  # first hour of the camera window partitions (UTC)
+    backend: BackendSettings = BackendSettings()
+    vision_events: VisionEventsSettings | None = None
 
     @property
     def inbox(self) -> Path:
@@ -82,24 +111,55 @@ class Settings:
 
     @property
     def state_dir(self) -> Path:
-        """Working state: the content-hash cache, the DuckDB build file."""
+        """Working state: the content-hash cache, the hosted job ledger, the DuckDB build file, the run queue."""
         return self.home / "state"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        defaults = cls(home=Path("."))
         home = Path(env.get("VIDEO_ASSETS_HOME") or "./data").expanduser().resolve()
         return cls(
             home=home,
             extra_drop_folders=parse_drop_folders(env.get("VIDEO_ASSETS_DROP_FOLDERS", "")),
-            sensor_interval_s=env_number(env, "VIDEO_ASSETS_SENSOR_INTERVAL", int, 5),
-            sql_dir=Path(env.get("VIDEO_ASSETS_SQL_DIR") or REPO_DIR / "dbt_like_sql").resolve(),
-            max_concurrent_runs=env_number(env, "VIDEO_ASSETS_MAX_CONCURRENT_RUNS", int, os.cpu_count() or 2),
-            backfill_cron=env.get("VIDEO_ASSETS_BACKFILL_CRON") or "0 2 * * *",
-            backfill_batch=env_number(env, "VIDEO_ASSETS_BACKFILL_BATCH", int, 50),
+            sensor_interval_s=_number(env, "VIDEO_ASSETS_SENSOR_INTERVAL", int, defaults.sensor_interval_s),
+            sql_dir=Path(env.get("VIDEO_ASSETS_SQL_DIR") or defaults.sql_dir).resolve(),
+            workers=_number(env, "VIDEO_ASSETS_WORKERS", int, defaults.workers),
+            worker_max_runs=_number(env, "VIDEO_ASSETS_WORKER_MAX_RUNS", int, defaults.worker_max_runs),
+            backfill_cron=env.get("VIDEO_ASSETS_BACKFILL_CRON") or defaults.backfill_cron,
+            backfill_batch=_number(env, "VIDEO_ASSETS_BACKFILL_BATCH", int, defaults.backfill_batch),
             cameras_file=_optional_path(env, "VIDEO_ASSETS_CAMERAS"),
-            cameras_start=_date(env, "VIDEO_ASSETS_CAMERAS_START", DEFAULT_CAMERAS_START),
+            cameras_start=_date(env, "VIDEO_ASSETS_CAMERAS_START", defaults.cameras_start),
+            backend=backend_settings(env),
+            vision_events=vision_events_settings(env),
         )
+
+
+def secret(name: str) -> str | None:
+    """A secret from the environment, read at the moment it is needed and never kept in Settings."""
+    return os.environ.get(name) or None
+
+
+def backend_settings(env: Mapping[str, str]) -> BackendSettings:
+    """The backend fields the environment sets: each field of a registered backend names its variable."""
+    values: dict[str, Any] = {}
+    for name, info in backend_fields().items():
+        variable = (info.json_schema_extra or {}).get("env") if isinstance(info.json_schema_extra, dict) else None
+        raw = env.get(str(variable)) if variable else None
+        if raw:
+            values[name] = _field_value(str(variable), raw.strip(), info)
+    kind = str(values.pop("kind", DEFAULT_KIND)).lower().replace("-", "_")
+    if kind not in KINDS:
+        raise SettingsError(f"VIDEO_ASSETS_BACKEND={env.get('VIDEO_ASSETS_BACKEND')!r} must be one of {', '.join(KINDS)}")
+    return BackendSettings(kind=kind, values=values, api_key_set=bool(env.get(API_KEY_ENV)))
+
+
+def vision_events_settings(env: Mapping[str, str]) -> VisionEventsSettings | None:
+    """On when VIDEO_ASSETS_VISION_EVENTS_USE_CASE is set."""
+    use_case = (env.get("VIDEO_ASSETS_VISION_EVENTS_USE_CASE") or "").strip()
+    if not use_case:
+        return None
+    return VisionEventsSettings(use_case=use_case, api_url=env.get("ROBOFLOW_API_URL") or DEFAULT_API_URL)
 
 
 def parse_drop_folders(spec: str) -> tuple[DropFolder, ...]:
@@ -126,11 +186,23 @@ def parse_drop_folders(spec: str) -> tuple[DropFolder, ...]:
     return tuple(folders)
 
 
-def env_number(env: Mapping[str, str], name: str, kind: type, default: Any, allow_zero: bool = False) -> Any:
-    """A positive int or float from the environment (or zero when allowed), else a SettingsError saying so."""
+def _field_value(variable: str, raw: str, info: Any) -> Any:
+    """A backend field's value from its variable, checked against the field's type and bounds."""
+    annotation = info.annotation
+    kind = next((t for t in (int, float) if annotation is t or annotation == t | None), str)
+    if kind is str:
+        return raw
+    least = next((getattr(m, "ge", None) for m in info.metadata if getattr(m, "ge", None) is not None), None)
+    return _parse_number(variable, raw, kind, allow_zero=least == 0)
+
+
+def _number(env: Mapping[str, str], name: str, kind: type, default: Any) -> Any:
     raw = env.get(name)
-    if not raw:
-        return default
+    return _parse_number(name, raw, kind) if raw else default
+
+
+def _parse_number(name: str, raw: str, kind: type, allow_zero: bool = False) -> Any:
+    """A positive int or float (or zero when allowed), else a SettingsError saying what is wanted."""
     try:
         value = kind(raw)
     except ValueError:

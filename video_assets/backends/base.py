@@ -1,4 +1,4 @@
-"""The one small interface every inference backend implements.
+"""The one small interface every inference backend implements, and the types it speaks.
 
 A backend turns a probed video into a stream of per-frame predictions pushed into a sink (the
 Parquet writer). It never writes files itself, so every backend produces the same tables.
@@ -7,29 +7,23 @@ Parquet writer). It never writes files itself, so every backend produces the sam
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Callable, Protocol
 
 import dagster as dg
 
+from video_assets.failures import VideoError
 from video_assets.ingest.probe import VideoProbe
 
 
-# Metadata flag on a dagster.Failure that no retry can fix (an unreadable file): not retried by the
-# step retry policy nor by the nightly backfill.
-PERMANENT = "permanent"
-
-
-class BackendError(Exception):
+class BackendError(VideoError):
     """Inference failed for one video. The message names the video and what to do.
 
     `permanent` means retrying cannot help until a person acts (a failed or ambiguous paid job, a
     budget, a rejected request); otherwise the step is retried with backoff.
     """
-
-    def __init__(self, message: str, permanent: bool = False):
-        super().__init__(message)
-        self.permanent = permanent
 
 
 @dataclass(frozen=True)
@@ -81,16 +75,37 @@ class BackendIdentity:
     workflow_version: str
 
 
-class VideoBackend(dg.ConfigurableResource):
-    """Base class of the backend resources; bind a subclass as the `backend` resource."""
+class VideoBackend(ABC):
+    """What `frame_predictions` calls; one implementation per registered kind (backends/registry.py)."""
 
+    @abstractmethod
     def identity(self) -> BackendIdentity:
-        raise NotImplementedError
+        """The backend kind and the version of what it runs."""
 
     def frames_expected(self, video: VideoProbe) -> int:
         """How many frames this backend means to process (every frame, unless it samples)."""
         return video.media.frame_count
 
+    @abstractmethod
     def predict(self, video: VideoProbe, sink: PredictionSink, log: logging.Logger) -> None:
         """Push every processed frame of `video` into `sink`, in order; raise BackendError on failure."""
-        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What every backend may need besides its own fields."""
+
+    api_key: str | None  # ROBOFLOW_API_KEY, resolved when the run starts
+    state_dir: Path  # durable state of this installation (the hosted job ledger lives here)
+    run_id: str | None  # the Dagster run, when there is one
+
+
+@dataclass(frozen=True)
+class BackendKind:
+    """One entry of the backend registry (backends/registry.py)."""
+
+    name: str  # the `kind` users choose (VIDEO_ASSETS_BACKEND, run config)
+    description: str  # where the workflow runs, and which frames
+    config: type[dg.Config]  # its flat fields, mixed into the `backend` resource; a field's `env` names its variable
+    build: Callable[[Any, BuildContext], VideoBackend]  # (backend resource, context) -> the implementation
+    steps: Callable[[], list[dg.AssetsDefinition]] | None = None  # assets that run before frame_predictions

@@ -11,14 +11,17 @@ import json
 import logging
 import os
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 from pydantic import Field
 
 from video_assets.backends.base import (
     BackendError,
     BackendIdentity,
+    BackendKind,
     Detection,
     FramePrediction,
     PredictionSink,
@@ -27,43 +30,74 @@ from video_assets.backends.base import (
 from video_assets.ingest.probe import VideoProbe
 
 DEFAULT_WORKFLOW_FILE = str(Path(__file__).parent / "workflows" / "motion_tracking.json")
+DEFAULT_DETECTIONS_OUTPUT = "predictions"
 
 
+class WorkflowConfig(dg.Config):
+    """Which workflow runs: an inline spec file, or a saved workflow (self_hosted, server; hosted's workflow form)."""
+
+    workflow_file: str = Field(
+        default=DEFAULT_WORKFLOW_FILE,
+        description="Inline workflow spec (JSON); used when no saved workflow is set.",
+        json_schema_extra={"env": "VIDEO_ASSETS_WORKFLOW"},
+    )
+    workspace: str | None = Field(
+        default=None, description="Roboflow workspace of a saved workflow.", json_schema_extra={"env": "ROBOFLOW_WORKSPACE"}
+    )
+    workflow_id: str | None = Field(
+        default=None, description="Saved workflow id (needs an API key and network).", json_schema_extra={"env": "ROBOFLOW_WORKFLOW"}
+    )
+    workflow_version_id: str | None = Field(
+        default=None, description="Pin a saved workflow version.", json_schema_extra={"env": "ROBOFLOW_WORKFLOW_VERSION"}
+    )
+
+
+@dataclass(frozen=True)
 class SelfHostedBackend(VideoBackend):
     """Runs every frame of a video through InferencePipeline.init_with_workflow."""
 
-    workflow_file: str = Field(
-        default=DEFAULT_WORKFLOW_FILE, description="Inline workflow spec (JSON); used when no saved workflow is set."
-    )
-    workspace: str | None = Field(default=None, description="Roboflow workspace of a saved workflow.")
-    workflow_id: str | None = Field(default=None, description="Saved workflow id (needs api_key and network).")
+    workflow_file: str = DEFAULT_WORKFLOW_FILE
+    workspace: str | None = None
+    workflow_id: str | None = None
     workflow_version_id: str | None = None
-    api_key: str | None = Field(default=None, description="Only needed for a saved workflow.")
-    workflow_parameters: dict[str, Any] = Field(default_factory=dict)
-    detections_output: str = Field(
-        default="predictions", description="Workflow output holding the detections to store."
-    )
+    api_key: str | None = None  # only needed for a saved workflow
+    workflow_parameters: dict[str, Any] = field(default_factory=dict)
+    detections_output: str = DEFAULT_DETECTIONS_OUTPUT  # the workflow output holding the detections to store
+
+    @classmethod
+    def from_config(cls, config: WorkflowConfig, api_key: str | None = None) -> SelfHostedBackend:
+        return cls(
+            workflow_file=config.workflow_file,
+            workspace=config.workspace,
+            workflow_id=config.workflow_id,
+            workflow_version_id=config.workflow_version_id,
+            api_key=api_key,
+        )
 
     @property
     def uses_saved_workflow(self) -> bool:
         return bool(self.workspace and self.workflow_id)
 
     def identity(self) -> BackendIdentity:
+        return BackendIdentity(KIND.name, self.workflow_version())
+
+    def workflow_version(self) -> str:
         if self.uses_saved_workflow:
-            version = f"{self.workspace}/{self.workflow_id}@{self.workflow_version_id or 'latest'}"
-        else:
-            version = "inline:" + spec_hash(self.load_spec())
-        return BackendIdentity("self_hosted", version)
+            return f"{self.workspace}/{self.workflow_id}@{self.workflow_version_id or 'latest'}"
+        return "inline:" + spec_hash(self.load_spec())
 
     def load_spec(self) -> dict[str, Any]:
         path = Path(self.workflow_file)
         try:
-            return json.loads(path.read_text())
+            spec = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise BackendError(
                 f"Workflow spec {path} cannot be read ({exc}). Point VIDEO_ASSETS_WORKFLOW at a JSON "
                 "workflow definition, or unset it to use the shipped motion-tracking workflow."
             ) from exc
+        if not isinstance(spec, dict):
+            raise BackendError(f"Workflow spec {path} is not a JSON object (a workflow definition).")
+        return spec
 
     def predict(self, video: VideoProbe, sink: PredictionSink, log: logging.Logger) -> None:
         pipeline_cls = import_inference_pipeline(offline=not self.uses_saved_workflow)
@@ -167,7 +201,7 @@ def parse_result(result: dict[str, Any], detections_output: str) -> tuple[tuple[
     chosen = result.get(detections_output)
     if not _is_detections(chosen):
         chosen = next((result[k] for k in sorted(result) if _is_detections(result[k])), None)
-    return tuple(_detections(chosen)), _scalar_outputs(result)
+    return tuple(_detections(chosen)), scalar_outputs(result)
 
 
 def _is_detections(value: Any) -> bool:
@@ -195,7 +229,7 @@ def _detections(detections: Any) -> list[Detection]:
     return rows
 
 
-def _scalar_outputs(result: dict[str, Any]) -> dict[str, Any]:
+def scalar_outputs(result: dict[str, Any]) -> dict[str, Any]:
     """Counts, flags and labels the workflow emits per frame (line counts, alarms); not images or boxes."""
     scalars = {}
     for name, value in result.items():
@@ -204,3 +238,11 @@ def _scalar_outputs(result: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, (bool, int, float, str)):
             scalars[name] = value
     return scalars
+
+
+KIND = BackendKind(
+    name="self_hosted",
+    description="InferencePipeline in the run process; every frame",
+    config=WorkflowConfig,
+    build=lambda config, context: SelfHostedBackend.from_config(config, context.api_key),
+)

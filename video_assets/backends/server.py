@@ -22,11 +22,21 @@ import time
 from typing import Any
 
 import requests
+from pydantic import Field
 
-from video_assets.backends.base import BackendError, BackendIdentity, Detection, FramePrediction, PredictionSink
-from video_assets.backends.redact import redact
-from video_assets.backends.self_hosted import SelfHostedBackend, _scalar_outputs
+from video_assets.backends.base import (
+    BackendError,
+    BackendIdentity,
+    BackendKind,
+    BuildContext,
+    Detection,
+    FramePrediction,
+    PredictionSink,
+    VideoBackend,
+)
+from video_assets.backends.self_hosted import SelfHostedBackend, WorkflowConfig, scalar_outputs
 from video_assets.ingest.probe import VideoProbe
+from video_assets.roboflow.redact import redact
 
 _IDS_BLOCK = "VideoAssetsDetectionIds"
 _ADD_IDS = (
@@ -38,9 +48,17 @@ _ADD_IDS = (
 _IDLE_PAUSE_S = 0.02
 
 
-class ServerBackend:
-    name = "server"
+class ServerConfig(WorkflowConfig):
+    server_url: str = Field(
+        default="http://localhost:9001",
+        description="Inference server with the stream API enabled (ENABLE_STREAM_API=True).",
+        json_schema_extra={"env": "VIDEO_ASSETS_INFERENCE_SERVER_URL"},
+    )
+    server_results_buffer_size: int = Field(default=1024, ge=1, description="Results the server may hold for us (each holds a frame).")
+    server_timeout_seconds: float = Field(default=3600.0, gt=0, description="Give up on one video after this long.")
 
+
+class ServerBackend(VideoBackend):
     def __init__(
         self,
         url: str,
@@ -56,10 +74,7 @@ class ServerBackend:
         self.attempts = attempts
 
     def identity(self) -> BackendIdentity:
-        return BackendIdentity(self.name, self.workflow.identity().workflow_version)
-
-    def frames_expected(self, video: VideoProbe) -> int:
-        return video.media.frame_count
+        return BackendIdentity(KIND.name, self.workflow.workflow_version())
 
     def predict(self, video: VideoProbe, sink: PredictionSink, log: logging.Logger) -> None:
         best: list[FramePrediction] = []
@@ -214,8 +229,25 @@ def _frame(output: dict[str, Any], frame_idx: int, fps: float, detections_output
     if not (isinstance(detections, dict) and "predictions" in detections):
         detections = next((v for v in output.values() if isinstance(v, dict) and "predictions" in v), {})
     boxes = tuple(Detection.from_roboflow(p) for p in detections.get("predictions") or [])
-    return FramePrediction(frame_idx=frame_idx, time_offset_s=frame_idx / fps, detections=boxes, outputs=_scalar_outputs(output))
+    return FramePrediction(frame_idx=frame_idx, time_offset_s=frame_idx / fps, detections=boxes, outputs=scalar_outputs(output))
 
 
 def _status(exc: Exception) -> int | None:
     return getattr(exc, "status_code", None)
+
+
+def _build(config: ServerConfig, context: BuildContext) -> ServerBackend:
+    return ServerBackend(
+        url=config.server_url,
+        workflow=SelfHostedBackend.from_config(config, context.api_key),
+        results_buffer_size=config.server_results_buffer_size,
+        timeout_s=config.server_timeout_seconds,
+    )
+
+
+KIND = BackendKind(
+    name="server",
+    description="a self-hosted inference server, through its pipeline API; every frame",
+    config=ServerConfig,
+    build=_build,
+)

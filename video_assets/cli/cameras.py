@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from video_assets.settings import Settings
 from video_assets.streams.cameras import CameraConfigError
-from video_assets.streams.sensor import worker_health
+from video_assets.streams.status import worker_health
 from video_assets.streams.store import CameraStore
 from video_assets.streams.supervisor import run_workers
 

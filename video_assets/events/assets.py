@@ -5,7 +5,6 @@ A delivery problem never fails the run (the predictions are already safe): it fa
 """
 
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Callable
 
 import dagster as dg
@@ -13,6 +12,7 @@ import dagster as dg
 from video_assets.events.sink import VisionEvents
 from video_assets.events.summaries import summary_events
 from video_assets.predictions.store import PredictionStore
+from video_assets.sql.models import SqlModel
 
 DELIVERED = "delivered"
 
@@ -23,8 +23,10 @@ def build_vision_events_asset(
     group: str,
     name: str,
     video_id: Callable[[dg.AssetExecutionContext], str],
+    crossing_steps: SqlModel,
 ) -> dg.AssetsDefinition:
-    """`video_id` maps a partition to the video_id its rows carry (a video, or a camera hour)."""
+    """`video_id` maps a partition to the video_id its rows carry (a video, or a camera hour);
+    `crossing_steps` is the SQL model that counts line crossings per frame."""
 
     @dg.asset(
         name=name,
@@ -36,7 +38,8 @@ def build_vision_events_asset(
         description="Per-minute summary events (counts per class, tracks, line crossings) sent to Vision Events.",
     )
     def _send(context: dg.AssetExecutionContext, events_sink: VisionEvents, store: PredictionStore) -> dg.MaterializeResult:
-        events = summary_events(Path(store.root), video_id(context), events_sink.use_case, datetime.now(timezone.utc))
+        now = datetime.now(timezone.utc)
+        events = summary_events(store, crossing_steps, video_id(context), events_sink.use_case, now)
         delivery = events_sink.send(events, context.log)
         for problem in delivery.rejected + delivery.failed:
             context.log.warning(f"Vision Events: {problem}")

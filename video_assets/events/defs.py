@@ -6,17 +6,28 @@ from video_assets.events.assets import build_vision_events_asset
 from video_assets.events.sink import VisionEvents
 from video_assets.ingest.assets import VIDEO_GROUP, videos_partitions
 from video_assets.predictions.assets import FRAME_PREDICTIONS
-from video_assets.settings import Settings
+from video_assets.settings import API_KEY_ENV, Settings
+from video_assets.sql.defs import sql_variables
+from video_assets.sql.models import load_models, model_named
 from video_assets.streams.assets import CAMERA_GROUP, CAMERA_WINDOW, camera_partitions, camera_window_video_id
 
+CROSSING_STEPS_MODEL = "line_crossing_steps"
 
-def events_definitions(settings: Settings, events_sink: VisionEvents | None) -> dg.Definitions:
-    if events_sink is None:
+
+def events_definitions(settings: Settings) -> dg.Definitions:
+    if settings.vision_events is None:
         return dg.Definitions()
+    crossing_steps = model_named(load_models(settings.sql_dir, sql_variables()), CROSSING_STEPS_MODEL)
+    sink = VisionEvents(
+        use_case=settings.vision_events.use_case,
+        api_url=settings.vision_events.api_url,
+        # read when a run starts, never stored; an unset EnvVar would fail every run
+        **({"api_key": dg.EnvVar(API_KEY_ENV)} if settings.backend.api_key_set else {}),
+    )
     return dg.Definitions(
         assets=[
             build_vision_events_asset(
-                videos_partitions, FRAME_PREDICTIONS, VIDEO_GROUP, "vision_events", lambda c: c.partition_key
+                videos_partitions, FRAME_PREDICTIONS, VIDEO_GROUP, "vision_events", lambda c: c.partition_key, crossing_steps
             ),
             build_vision_events_asset(
                 camera_partitions(settings.cameras_start),
@@ -24,7 +35,8 @@ def events_definitions(settings: Settings, events_sink: VisionEvents | None) -> 
                 CAMERA_GROUP,
                 "camera_vision_events",
                 camera_window_video_id,
+                crossing_steps,
             ),
         ],
-        resources={"events_sink": events_sink},
+        resources={"events_sink": sink},
     )

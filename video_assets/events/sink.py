@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
-from video_assets.backends.hosted.client import HostedHttp, HostedRequestError, RetryPolicy
+from video_assets.roboflow import DEFAULT_API_URL
+from video_assets.roboflow.http import RetryPolicy, RoboflowHttp, RoboflowRequestError
 from video_assets.events.contract import MAX_BATCH, problems
 
 
@@ -30,7 +30,7 @@ class VisionEvents(dg.ConfigurableResource):
     """Off unless a use case is configured (VIDEO_ASSETS_VISION_EVENTS_USE_CASE)."""
 
     use_case: str = Field(description="Vision Events useCaseId the summaries are written to.")
-    api_url: str = Field(default="https://api.roboflow.com", description="Base URL of the Roboflow API.")
+    api_url: str = Field(default=DEFAULT_API_URL, description="Base URL of the Roboflow API.")
     api_key: str | None = Field(default=None, description="ROBOFLOW_API_KEY, bound through dagster.EnvVar.")
     attempts: int = Field(default=5, ge=1, description="Attempts per batch (429, 5xx, connection errors).")
     backoff_seconds: float = Field(default=2.0, ge=0, description="First retry wait, doubled each time; Retry-After wins.")
@@ -49,7 +49,7 @@ class VisionEvents(dg.ConfigurableResource):
         if valid and not self.api_key:
             delivery.failed.append("ROBOFLOW_API_KEY is not set: the events were not sent")
             return delivery
-        http = HostedHttp(self.api_key or "", RetryPolicy(attempts=self.attempts, backoff_s=self.backoff_seconds), log)
+        http = RoboflowHttp(self.api_key or "", RetryPolicy(attempts=self.attempts, backoff_s=self.backoff_seconds), log)
         url = self.api_url.rstrip("/") + "/vision-events/batch"
         for start in range(0, len(valid), MAX_BATCH):
             batch = valid[start : start + MAX_BATCH]
@@ -57,20 +57,8 @@ class VisionEvents(dg.ConfigurableResource):
                 # Event ids are deterministic and a repeated id overwrites: resending is safe.
                 http.json("send vision events", "POST", url, idempotent=True, json={"events": batch},
                           headers={"Authorization": f"Bearer {self.api_key}"})
-            except HostedRequestError as exc:
+            except RoboflowRequestError as exc:
                 delivery.failed.append(f"{len(batch)} event(s): {exc}")
             else:
                 delivery.sent += [event["eventId"] for event in batch]
         return delivery
-
-
-def vision_events_from_env(env: Mapping[str, str] | None = None) -> VisionEvents | None:
-    """The sink when VIDEO_ASSETS_VISION_EVENTS_USE_CASE is set, else None (off)."""
-    env = os.environ if env is None else env
-    use_case = (env.get("VIDEO_ASSETS_VISION_EVENTS_USE_CASE") or "").strip()
-    if not use_case:
-        return None
-    config: dict[str, Any] = {"use_case": use_case, "api_url": env.get("ROBOFLOW_API_URL") or "https://api.roboflow.com"}
-    if env.get("ROBOFLOW_API_KEY"):
-        config["api_key"] = dg.EnvVar("ROBOFLOW_API_KEY")  # read when a run starts, never stored
-    return VisionEvents(**config)

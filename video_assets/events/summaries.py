@@ -1,44 +1,47 @@
 """Per-minute summary events of one processed video (or camera window), in Vision Events' shape.
 
 One event per UTC minute that has frames: counts per class, detections, distinct tracks and line
-crossings, with the source in customMetadata. The eventId is derived from (video, workflow
-version, minute), so a re-run overwrites the same events instead of adding new ones.
+crossings, with the source in customMetadata. Line crossings come from the SQL model
+`line_crossing_steps`, the one implementation of "crossings per frame" (a camera's counters run on
+across hours and restart with its worker), so the events and `line_crossings_per_hour` agree. The
+eventId is derived from (video, workflow version, minute), so a re-run overwrites the same events
+instead of adding new ones.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
-from video_assets.predictions.writer import table_file
+from video_assets.predictions.store import PredictionStore
+from video_assets.sql.models import SqlModel
 
 EVENT_NAMESPACE = uuid.UUID("7d0b7c1e-5f5d-4a8e-9c55-0c7e1b2a9f31")
 MAX_CLASS_KEYS = 80  # customMetadata allows 100 keys; the rest hold the fixed fields
 _KEY_CHARS = re.compile(r"[^a-zA-Z0-9_ -]+")
 
 
-def summary_events(predictions_root: Path, video_id: str, use_case: str, now: datetime) -> list[dict[str, Any]]:
-    frames = pq.read_table(table_file(predictions_root, "frames", video_id)).to_pylist()
+def summary_events(
+    store: PredictionStore, crossing_steps: SqlModel, video_id: str, use_case: str, now: datetime
+) -> list[dict[str, Any]]:
+    frames = pq.read_table(store.file("frames", video_id), columns=["frame_ts", "source", "workflow_version"]).to_pylist()
     detections = pq.read_table(
-        table_file(predictions_root, "detections", video_id), columns=["frame_ts", "class_name", "tracker_id"]
+        store.file("detections", video_id), columns=["frame_ts", "class_name", "tracker_id"]
     ).to_pylist()
     if not frames:
         return []
     by_minute: dict[datetime, dict[str, Any]] = defaultdict(
         lambda: {"frames": 0, "detections": 0, "tracks": set(), "classes": defaultdict(int), "crossings": defaultdict(int)}
     )
-    for frame, crossings in zip(frames, _crossings(frames)):
-        cell = by_minute[_minute(frame["frame_ts"])]
-        cell["frames"] += 1
-        for counter, n in crossings.items():
-            cell["crossings"][counter] += n
+    for frame in frames:
+        by_minute[_minute(frame["frame_ts"])]["frames"] += 1
+    for minute, counter, crossings in _crossings_per_minute(store, crossing_steps, video_id):
+        by_minute[_minute(minute)]["crossings"][counter] += crossings
     for det in detections:
         cell = by_minute[_minute(det["frame_ts"])]
         cell["detections"] += 1
@@ -88,15 +91,20 @@ def _minute(ts: datetime) -> datetime:
     return ts.astimezone(timezone.utc).replace(second=0, microsecond=0)
 
 
-def _crossings(frames: list[dict]) -> list[dict[str, int]]:
-    """Per frame, the increase of each cumulative line counter (outputs named *count_in / *count_out)."""
-    previous: dict[str, int] = {}
-    steps = []
-    for frame in frames:
-        step = {}
-        for name, total in json.loads(frame["outputs"]).items():
-            if name.endswith(("count_in", "count_out")) and isinstance(total, (int, float)):
-                step[name] = int(total) - previous.get(name, 0)
-                previous[name] = int(total)
-        steps.append(step)
-    return steps
+def _crossings_per_minute(store: PredictionStore, crossing_steps: SqlModel, video_id: str) -> list[tuple]:
+    """(minute, counter, crossings) of one video from the `line_crossing_steps` model.
+
+    The model's counters run per file, or per camera across its hours, so reading this file's frames
+    (or every hour of this camera up to this one) gives the same steps as reading everything.
+    """
+    import duckdb
+
+    camera, sep, _ = video_id.partition("@")
+    videos = f"{camera}@*" if sep else video_id
+    steps = crossing_steps.render(lambda table: store.relation_sql(table, videos))
+    with duckdb.connect() as conn:
+        return conn.execute(
+            f"select date_trunc('minute', frame_ts), counter, sum(crossings)::bigint from ({steps}) "
+            "where video_id = ? group by all",
+            [video_id],
+        ).fetchall()

@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from video_assets.backends.base import PERMANENT
-from video_assets.ingest.library import VideoLibrary, VideoNotFoundError
-from video_assets.ingest.probe import UnreadableVideoError, VideoProbe
+from video_assets.failures import VideoError, as_failure
+from video_assets.ingest.library import VideoLibrary
+from video_assets.ingest.probe import VideoProbe
 
 VIDEO_GROUP = "videos"
 videos_partitions = dg.DynamicPartitionsDefinition(name="videos")
@@ -21,7 +21,6 @@ VIDEO_ASSETS = dg.AssetSelection.groups(VIDEO_GROUP)
 def raw_video(context: dg.AssetExecutionContext, library: VideoLibrary) -> dg.Output[VideoProbe]:
     try:
         probe = library.probe(context.partition_key)
-    except (UnreadableVideoError, VideoNotFoundError) as exc:
-        # Retrying cannot fix a bad file; fail this partition only, with what to do.
-        raise dg.Failure(description=str(exc), allow_retries=False, metadata={PERMANENT: True}) from exc
+    except VideoError as exc:  # a bad or missing file: fail this partition only, with what to do
+        raise as_failure(exc) from exc
     return dg.Output(probe, metadata=probe.as_metadata())

@@ -6,14 +6,17 @@ from pathlib import Path
 
 import dagster as dg
 
+from video_assets.failures import VideoError
 from video_assets.ingest.files import ContentHashes, DroppedFile, scan_drop_folders
 from video_assets.ingest.keys import hash_of_key, name_of_key, readable_name, video_key
 from video_assets.ingest.probe import VideoProbe, probe_media
 from video_assets.settings import DropFolder, Settings
 
 
-class VideoNotFoundError(Exception):
+class VideoNotFoundError(VideoError):
     """No file in the drop folders has the content a partition key names."""
+
+    permanent_by_default = True
 
 
 class VideoLibrary(dg.ConfigurableResource):

@@ -7,9 +7,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from video_assets.failures import VideoError
 
-class UnreadableVideoError(Exception):
+
+class UnreadableVideoError(VideoError):
     """The file cannot be used as a video. The message names the file and what to do about it."""
+
+    permanent_by_default = True
 
     def __init__(self, path: Path | str, problem: str, remedy: str):
         super().__init__(f"{path} {problem}. {remedy}")

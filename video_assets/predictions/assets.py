@@ -5,11 +5,12 @@ from typing import Sequence
 
 import dagster as dg
 
-from video_assets.backends.base import PERMANENT, BackendError, VideoBackend
+from video_assets.backends.resource import BackendSwitch
+from video_assets.failures import VideoError, as_failure
 from video_assets.ingest.assets import VIDEO_GROUP, videos_partitions
 from video_assets.ingest.probe import VideoProbe
 from video_assets.predictions.store import PredictionStore
-from video_assets.predictions.writer import NoFramesError, WriteSummary
+from video_assets.predictions.writer import WriteSummary
 
 
 FRAME_PREDICTIONS = dg.AssetKey("frame_predictions")
@@ -35,7 +36,7 @@ def build_frame_predictions(after: Sequence[dg.AssetKey] = (), workflow_version:
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
     )
     def frame_predictions(
-        context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: VideoBackend, store: PredictionStore
+        context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: BackendSwitch, store: PredictionStore
     ) -> dg.MaterializeResult:
         started = time.monotonic()
         try:
@@ -43,12 +44,8 @@ def build_frame_predictions(after: Sequence[dg.AssetKey] = (), workflow_version:
             with store.writer(raw_video, identity, backend.frames_expected(raw_video)) as writer:
                 backend.predict(raw_video, writer, context.log)
                 summary = writer.commit()
-        except NoFramesError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False, metadata={PERMANENT: True}) from exc
-        except BackendError as exc:
-            raise dg.Failure(
-                description=str(exc), allow_retries=not exc.permanent, metadata={PERMANENT: exc.permanent}
-            ) from exc
+        except VideoError as exc:
+            raise as_failure(exc) from exc
         elapsed = time.monotonic() - started
         if summary.frames_missing:
             context.log.warning(

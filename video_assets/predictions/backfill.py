@@ -3,8 +3,9 @@
 A partition is *stale* when its latest frame_predictions was made by another workflow version than
 the one configured now (the version is on every row and in the materialization metadata), so a
 workflow change re-runs exactly the videos it affects, like Pixeltable's recompute of a changed
-column. Failures marked permanent (an unreadable file) and partitions that failed too often are not
-retried; the schedule lists them in its tick log instead.
+column. Failures marked permanent (an unreadable file), partitions that failed too often and
+partitions whose last run a person canceled are not retried; the schedule lists them in its tick log
+instead.
 """
 
 from collections import defaultdict
@@ -12,23 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
-from dagster._core.storage.tags import PARTITION_NAME_TAG
 
-from video_assets.backends.base import PERMANENT, VideoBackend
+from video_assets.backends.resource import BackendSwitch
 from video_assets.ingest.assets import VIDEO_ASSETS, videos_partitions
 from video_assets.predictions.assets import FRAME_PREDICTIONS
+from video_assets.runs import UNFINISHED, failure_of, runs_by_partition
 
 SCHEDULE_NAME = "video_backfill"
 REASON_TAG = "video_assets/backfill"
 MAX_ATTEMPTS = 3  # failed runs since the last success before a partition is given up on
 RETRY_ORDER = ("failed", "missing", "stale")
-_UNFINISHED = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 
 @dataclass(frozen=True)
@@ -48,7 +42,7 @@ def build_backfill_schedule(cron: str, batch_size: int) -> dg.ScheduleDefinition
         description=f"Re-runs up to {batch_size} missing, failed or stale videos per tick "
         "(run concurrency is capped by the instance's run queue).",
     )
-    def video_backfill(context: dg.ScheduleEvaluationContext, backend: VideoBackend):
+    def video_backfill(context: dg.ScheduleEvaluationContext, backend: BackendSwitch):
         states = classify_partitions(context.instance, backend.identity().workflow_version)
         chosen = plan_backfill(states, batch_size)
         context.log.info(_report(states, chosen))
@@ -76,7 +70,7 @@ def plan_backfill(states: list[PartitionState], batch_size: int) -> list[Partiti
 def classify_partitions(instance: dg.DagsterInstance, workflow_version: str) -> list[PartitionState]:
     keys = instance.get_dynamic_partitions(videos_partitions.name)
     done = _latest_materializations(instance, FRAME_PREDICTIONS)
-    runs = _runs_by_partition(instance, set(keys))
+    runs = runs_by_partition(instance, keys)
     states = []
     for key in keys:
         latest = done.get(key)
@@ -92,11 +86,13 @@ def _state(
     runs_since: list[dg.RunRecord],
     workflow_version: str,
 ) -> PartitionState:
-    if any(r.dagster_run.status in _UNFINISHED for r in runs_since):
+    if any(r.dagster_run.status in UNFINISHED for r in runs_since):
         return PartitionState(key, "in_progress")
+    if runs_since and runs_since[0].dagster_run.status == dg.DagsterRunStatus.CANCELED:
+        return PartitionState(key, "given_up", "its last run was canceled by a person; run it again by hand")
     failures = [r for r in runs_since if r.dagster_run.status == dg.DagsterRunStatus.FAILURE]
     if failures:
-        message, permanent = _failure(instance, failures[0].dagster_run.run_id)
+        message, permanent = failure_of(instance, failures[0].dagster_run.run_id)
         if permanent:
             return PartitionState(key, "given_up", message)
         if len(failures) >= MAX_ATTEMPTS:
@@ -123,27 +119,6 @@ def _latest_materializations(instance: dg.DagsterInstance, asset_key: dg.AssetKe
         if not page.has_more:
             return latest
         cursor = page.cursor
-
-
-def _runs_by_partition(instance: dg.DagsterInstance, keys: set[str]) -> dict[str, list[dg.RunRecord]]:
-    """Runs of video partitions, newest first (only runs that carry a partition tag)."""
-    by_key: dict[str, list[dg.RunRecord]] = defaultdict(list)
-    for record in instance.get_run_records(dg.RunsFilter(tags={PARTITION_NAME_TAG: sorted(keys)})) if keys else []:
-        by_key[record.dagster_run.tags[PARTITION_NAME_TAG]].append(record)
-    return by_key
-
-
-def _failure(instance: dg.DagsterInstance, run_id: str) -> tuple[str, bool]:
-    """The run's failure message, and whether the failure was marked permanent."""
-    for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records:
-        data = record.event_log_entry.dagster_event.step_failure_data
-        user = data.user_failure_data
-        if user is not None:
-            flag = user.metadata.get(PERMANENT)
-            return user.description or "", bool(getattr(flag, "value", False))
-        if data.error:
-            return data.error.message.strip().splitlines()[-1], False
-    return "the run failed before any step (see it in the UI)", False
 
 
 def _report(states: list[PartitionState], chosen: list[PartitionState]) -> str:

@@ -1,23 +1,49 @@
-"""Predictions: frame_predictions (after the hosted steps when hosted), the backend, the backfill."""
+"""Predictions: frame_predictions (after the backend's own steps, if it has any), the backend, the backfill."""
+
+from typing import Any
 
 import dagster as dg
 
-from video_assets.backends.hosted.assets import inference_job, uploaded_video
-from video_assets.backends.resources import configured_kind, configured_workflow_version
+from video_assets.backends.base import BackendError
+from video_assets.backends.registry import backend_kind
+from video_assets.backends.resource import Backend
 from video_assets.predictions.assets import build_frame_predictions
 from video_assets.predictions.backfill import build_backfill_schedule
 from video_assets.predictions.store import PredictionStore
-from video_assets.settings import Settings
+from video_assets.settings import API_KEY_ENV, Settings
 
 
-def prediction_definitions(settings: Settings, backend: dg.ConfigurableResource) -> dg.Definitions:
-    version = configured_workflow_version(backend)
-    if configured_kind(backend) == "hosted":  # upload and job are steps of their own
-        assets = [uploaded_video, inference_job, build_frame_predictions([inference_job.key], version)]
-    else:
-        assets = [build_frame_predictions(workflow_version=version)]
+def prediction_definitions(settings: Settings) -> dg.Definitions:
+    kind = backend_kind(settings.backend.kind)
+    steps = kind.steps() if kind.steps else []
+    predictions = build_frame_predictions([s.key for s in steps[-1:]], configured_workflow_version(settings))
     return dg.Definitions(
-        assets=assets,
+        assets=[*steps, predictions],
         schedules=[build_backfill_schedule(settings.backfill_cron, settings.backfill_batch)],
-        resources={"backend": backend, "store": PredictionStore(root=str(settings.predictions_dir))},
+        resources={"backend": bind_backend(settings), "store": PredictionStore(root=str(settings.predictions_dir))},
     )
+
+
+def backend_config(settings: Settings) -> dict[str, Any]:
+    """The `backend` resource's values: the kind and fields from settings, the state folder."""
+    return {"kind": settings.backend.kind, "state_dir": str(settings.state_dir), **settings.backend.values}
+
+
+def bind_backend(settings: Settings) -> Any:
+    """The `backend` resource, its values run-config defaults that one run may override."""
+    config = backend_config(settings)
+    if settings.backend.api_key_set:
+        # Only when set: an unset EnvVar fails every run. The value is read when a run starts, never stored.
+        config["api_key"] = dg.EnvVar(API_KEY_ENV)
+    return Backend.configure_at_launch(**config)
+
+
+def configured_workflow_version(settings: Settings) -> str | None:
+    """The workflow version the configured backend runs: frame_predictions' code version.
+
+    None when it cannot be known at load time (an unreadable workflow file fails the run, not the load).
+    """
+    try:
+        return Backend(**backend_config(settings)).identity().workflow_version
+    except BackendError:
+        return None

@@ -9,7 +9,8 @@ import dagster as dg
 from video_assets.backends.base import BackendIdentity
 from video_assets.ingest.probe import VideoProbe
 from video_assets.predictions.schema import CAMERA_TABLES, TABLES
-from video_assets.predictions.writer import PredictionWriter, table_file
+from video_assets.predictions.writer import PredictionWriter
+from video_assets.storage import table_file
 
 _DUCKDB_TYPES = {
     "string": "VARCHAR",
@@ -32,14 +33,15 @@ class PredictionStore(dg.ConfigurableResource):
     def file(self, table: str, video_id: str) -> Path:
         return table_file(Path(self.root), table, video_id)
 
-    def glob(self, table: str) -> str:
+    def glob(self, table: str, videos: str = "*") -> str:
         """A glob that matches only committed files (temporary files are hidden and end in .tmp)."""
-        return str(Path(self.root) / table / "video_id=*" / "*.parquet")
+        return str(Path(self.root) / table / f"video_id={videos}" / "*.parquet")
 
-    def relation_sql(self, table: str) -> str:
-        """SQL for the table as a relation; typed and empty while no video has been processed."""
-        pattern = self.glob(table)
-        if any(Path(self.root, table).glob("video_id=*/*.parquet")):
+    def relation_sql(self, table: str, videos: str = "*") -> str:
+        """SQL for the table (of the videos whose id matches the glob `videos`) as a relation; typed
+        and empty while no such video has been processed."""
+        pattern = self.glob(table, videos)
+        if any(Path(self.root, table).glob(f"video_id={videos}/*.parquet")):
             quoted = pattern.replace("'", "''")
             return f"read_parquet('{quoted}', union_by_name = true, hive_partitioning = false)"
         schema = TABLES.get(table) or CAMERA_TABLES[table]

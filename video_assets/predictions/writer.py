@@ -8,43 +8,25 @@ never see a partial file, and an exception or a kill leaves the previous version
 
 from __future__ import annotations
 
-import json
-import os
-import time
-import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from video_assets.backends.base import BackendIdentity, FramePrediction
+from video_assets.failures import VideoError
 from video_assets.ingest.probe import VideoProbe
 from video_assets.predictions.schema import TABLES
+from video_assets.storage import Staging, frame_rows, table_file, video_row
 
-PART_NAME = "part-0.parquet"
-_STALE_TEMP_S = 24 * 3600
+STALE_TEMP_S = 24 * 3600  # a temporary file this old was left by a killed run
 
 
-class NoFramesError(Exception):
+class NoFramesError(VideoError):
     """The backend finished without delivering a single frame."""
 
-
-def table_file(root: Path, table: str, video_id: str) -> Path:
-    return root / table / f"video_id={video_id}" / PART_NAME
-
-
-def temp_file(final: Path, token: str) -> Path:
-    """The hidden name a table is written under beside `final`; globs for `*.parquet` never match it."""
-    return final.with_name(f".{final.name}.{token}.tmp")
-
-
-def frame_rows(frame: FramePrediction, common: dict) -> tuple[list[dict], dict]:
-    """The detections rows and the frames row of one processed frame; `common` holds their shared columns."""
-    detections = [{**common, **det.__dict__} for det in frame.detections]
-    outputs = json.dumps(frame.outputs, sort_keys=True)
-    return detections, {**common, "detection_count": len(frame.detections), "outputs": outputs}
+    permanent_by_default = True
 
 
 @dataclass(frozen=True)
@@ -69,13 +51,13 @@ class PredictionWriter:
         flush_every: int = 512,
         frames_expected: int | None = None,
     ):
-        self.root = root
         self.video = video
         self.identity = identity
         self.frames_expected = video.media.frame_count if frames_expected is None else frames_expected
         self.flush_every = flush_every
         self._base_ts_us = int(video.media.recorded_at.timestamp() * 1_000_000)
-        self._token = uuid.uuid4().hex[:8]
+        # videos last: its appearance marks the video complete
+        self._staging = Staging({t: table_file(root, t, video.video_id) for t in ("detections", "frames", "videos")}, STALE_TEMP_S)
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._rows: dict[str, list[dict]] = {"detections": [], "frames": []}
         self._last_frame_idx = -1
@@ -98,16 +80,8 @@ class PredictionWriter:
                 f"frame {frame.frame_idx} of {self.video.video_id} arrived after frame {self._last_frame_idx}"
             )
         self._last_frame_idx = frame.frame_idx
-        common = {
-            "video_id": self.video.video_id,
-            "source": self.video.source,
-            "frame_idx": frame.frame_idx,
-            "time_offset_s": frame.time_offset_s,
-            "frame_ts": self._base_ts_us + round(frame.time_offset_s * 1_000_000),
-            "workflow_version": self.identity.workflow_version,
-            "backend": self.identity.backend,
-        }
-        detection_rows, frame_row = frame_rows(frame, common)
+        frame_ts = self._base_ts_us + round(frame.time_offset_s * 1_000_000)
+        detection_rows, frame_row = frame_rows(self.video.video_id, self.video.source, frame, frame_ts, self.identity)
         self._rows["detections"].extend(detection_rows)
         self._rows["frames"].append(frame_row)
         for det in frame.detections:
@@ -120,7 +94,7 @@ class PredictionWriter:
             self._flush()
 
     def commit(self) -> WriteSummary:
-        """Finish all three tables and rename them into place (videos last: it marks the video done)."""
+        """Finish all three tables and publish them together (videos last: it marks the video done)."""
         if self.frames_processed == 0:
             raise NoFramesError(
                 f"No frame of {self.video.path} was processed (expected {self.frames_expected}). "
@@ -130,11 +104,7 @@ class PredictionWriter:
         self._write_table("videos", [self._video_row()])
         for writer in self._writers.values():
             writer.close()
-        files = {}
-        for table in ("detections", "frames", "videos"):
-            final = table_file(self.root, table, self.video.video_id)
-            os.replace(self._temp_path(table), final)
-            files[table] = final
+        files = self._staging.publish()
         self._committed = True
         expected = self.frames_expected
         return WriteSummary(
@@ -153,8 +123,7 @@ class PredictionWriter:
                 writer.close()
             except Exception:
                 pass
-        for table in TABLES:
-            self._temp_path(table).unlink(missing_ok=True)
+        self._staging.discard()
 
     def _flush(self) -> None:
         for table in ("detections", "frames"):
@@ -164,45 +133,24 @@ class PredictionWriter:
     def _write_table(self, table: str, rows: list[dict]) -> None:
         schema = TABLES[table]
         if table not in self._writers:
-            temp = self._temp_path(table)
-            temp.parent.mkdir(parents=True, exist_ok=True)
-            remove_stale_temps(temp.parent)
-            self._writers[table] = pq.ParquetWriter(temp, schema, compression="zstd")
+            self._writers[table] = pq.ParquetWriter(self._staging.temps[table], schema, compression="zstd")
         if rows or table == "videos":
             self._writers[table].write_table(pa.Table.from_pylist(rows, schema=schema))
 
-    def _temp_path(self, table: str) -> Path:
-        return temp_file(table_file(self.root, table, self.video.video_id), self._token)
-
     def _video_row(self) -> dict:
         media = self.video.media
-        return {
-            "video_id": self.video.video_id,
-            "source": self.video.source,
-            "file": self.video.relative_path,
-            "sha256": self.video.sha256,
-            "bytes": self.video.bytes,
-            "duration_s": media.duration_s,
-            "fps": media.fps,
-            "width": media.width,
-            "height": media.height,
-            "codec": media.codec,
-            "recorded_at": media.recorded_at,
-            "frames_expected": self.frames_expected,
-            "frames_processed": self.frames_processed,
-            "processed_at": datetime.now(timezone.utc),
-            "workflow_version": self.identity.workflow_version,
-            "backend": self.identity.backend,
-        }
-
-
-def remove_stale_temps(folder: Path) -> None:
-    """Temporary files left by a killed run are invisible to readers; reclaim them after a day."""
-    cutoff = time.time() - _STALE_TEMP_S
-    for temp in folder.glob(".*.tmp"):
-        try:
-            if temp.stat().st_mtime < cutoff:
-                temp.unlink()
-        except FileNotFoundError:
-            pass
-
+        return video_row(
+            video_id=self.video.video_id,
+            source=self.video.source,
+            file=self.video.relative_path,
+            identity=self.identity,
+            duration_s=media.duration_s,
+            fps=media.fps,
+            size=(media.width, media.height),
+            codec=media.codec,
+            recorded_at=media.recorded_at,
+            frames_expected=self.frames_expected,
+            frames_processed=self.frames_processed,
+            sha256=self.video.sha256,
+            bytes=self.video.bytes,
+        )

@@ -1,7 +1,7 @@
 """One Dagster asset per SQL model: a DuckDB table swapped in atomically, its data tests as asset checks."""
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import dagster as dg
 
@@ -22,9 +22,12 @@ REBUILD_ON_NEW_DATA = (
 ).with_label("rebuild when upstream data changes")
 
 
-def build_sql_assets(sql_dir: Path, upstream: Sequence[dg.AssetKey]) -> list[dg.AssetsDefinition]:
-    """`upstream`: the assets whose Parquet the sources read (frame_predictions, camera_window)."""
-    return [_model_asset(model, upstream) for model in load_models(sql_dir)]
+def build_sql_assets(
+    sql_dir: Path, upstream: Sequence[dg.AssetKey], variables: Mapping[str, list[Any]]
+) -> list[dg.AssetsDefinition]:
+    """`upstream`: the assets whose Parquet the sources read (frame_predictions, camera_window);
+    `variables`: the lists data tests may name with {{ var('...') }}."""
+    return [_model_asset(model, upstream) for model in load_models(sql_dir, variables)]
 
 
 def build_sql_automation_sensor() -> dg.AutomationConditionSensorDefinition:
@@ -59,7 +62,7 @@ def _model_asset(model: SqlModel, upstream: Sequence[dg.AssetKey]) -> dg.AssetsD
         with warehouse.build() as conn:
             _refresh_source_views(conn, store)
             conn.execute("BEGIN TRANSACTION")
-            conn.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS {model.render(store.relation_sql)}')
+            conn.execute(f'CREATE OR REPLACE {model.materialized.upper()} "{model.name}" AS {model.render(store.relation_sql)}')
             conn.execute("COMMIT")
             metadata = table_metadata(conn, model.name)
             results = [_run_check(conn, model.name, check, store) for check in model.checks]

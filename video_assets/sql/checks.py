@@ -4,7 +4,7 @@
 checks:
   not_null: [video_id, frames_processed]      # no NULLs in these columns
   unique: [[video_id], [source, file]]         # each column list is unique (a bare list = one key)
-  accepted_values: {backend: [self_hosted, hosted, server]}
+  accepted_values: {backend: "{{ var('backend_kinds') }}"}   # a list, or a variable the project defines
   row_count_min: 1                             # at least this many rows
   expect_no_rows:                              # named queries that must return nothing
     detections_without_frame: select ... from {{ source('predictions') }} anti join {{ source('frames') }} using (...)
@@ -15,12 +15,12 @@ blocking: a failure stops downstream models in the same run and in automation.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-import yaml
-
+_VAR = re.compile(r"^\{\{\s*var\(\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\)\s*\}\}$")
 _KINDS = {"not_null", "unique", "accepted_values", "row_count_min", "expect_no_rows"}
 
 
@@ -35,20 +35,30 @@ class SqlCheck:
     sql: str  # selects offending rows; `{{ this }}` is the model's table
 
 
-def load_checks(path: Path) -> list[SqlCheck]:
-    if not path.exists():
-        return []
-    try:
-        spec = (yaml.safe_load(path.read_text()) or {}).get("checks", {})
-    except yaml.YAMLError as exc:
-        raise CheckDefinitionError(f"{path}: not valid YAML ({exc})") from exc
+def parse_checks(path: Path, spec: Any, variables: Mapping[str, list[Any]]) -> list[SqlCheck]:
+    """The `checks:` section of a model's .yml; `{{ var('name') }}` stands for a list the project defines."""
+    spec = spec or {}
+    if not isinstance(spec, dict):
+        raise CheckDefinitionError(f"{path}: `checks` must be a mapping of check kinds")
     unknown = set(spec) - _KINDS
     if unknown:
         raise CheckDefinitionError(f"{path}: unknown check kind(s) {sorted(unknown)}; use {sorted(_KINDS)}")
     try:
+        spec = {kind: _resolve_vars(path, arg, variables) for kind, arg in spec.items()}
         return [check for kind, arg in spec.items() for check in _BUILDERS[kind](arg)]
     except (TypeError, ValueError, AttributeError) as exc:
         raise CheckDefinitionError(f"{path}: {exc}") from exc
+
+
+def _resolve_vars(path: Path, arg: Any, variables: Mapping[str, list[Any]]) -> Any:
+    if isinstance(arg, dict):
+        return {key: _resolve_vars(path, value, variables) for key, value in arg.items()}
+    match = _VAR.match(arg) if isinstance(arg, str) else None
+    if match is None:
+        return arg
+    if match.group(1) not in variables:
+        raise CheckDefinitionError(f"{path}: unknown variable {match.group(1)!r}; defined: {sorted(variables)}")
+    return list(variables[match.group(1)])
 
 
 def _not_null(columns: list[str]) -> list[SqlCheck]:

@@ -4,6 +4,7 @@ from typing import Sequence
 
 import dagster as dg
 
+from video_assets.backends.registry import KINDS
 from video_assets.settings import Settings
 from video_assets.sql.assets import build_sql_assets, build_sql_automation_sensor
 from video_assets.sql.warehouse import Warehouse
@@ -11,9 +12,14 @@ from video_assets.sql.warehouse import Warehouse
 
 def sql_definitions(settings: Settings, upstream: Sequence[dg.AssetKey]) -> dg.Definitions:
     return dg.Definitions(
-        assets=build_sql_assets(settings.sql_dir, upstream),
+        assets=build_sql_assets(settings.sql_dir, upstream, sql_variables()),
         sensors=[build_sql_automation_sensor()],
         resources={
             "warehouse": Warehouse(path=str(settings.warehouse_path), build_path=str(settings.warehouse_build_path))
         },
     )
+
+
+def sql_variables() -> dict[str, list[str]]:
+    """What the models' data tests may name with {{ var('...') }}."""
+    return {"backend_kinds": list(KINDS)}

@@ -4,7 +4,9 @@ A model is a SELECT in `<name>.sql`. Its leading `--` comment lines are its desc
 `{{ ref('other_model') }}` names another model's table; `{{ source('predictions') }}` (alias
 `detections`), `{{ source('frames') }}` and `{{ source('videos') }}` name the Parquet tables; live cameras add
 `{{ source('camera_segments') }}` and `{{ source('camera_gaps') }}` (their health as data).
-Data tests live beside the model in `<name>.yml` (see checks.py).
+Beside the model, `<name>.yml` holds its data tests (`checks:`, see checks.py) and how it is
+materialized: `materialized: table` (the default: built when its inputs change) or `view` (computed
+when read, for per-row steps other models and the Vision Events sink build on).
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Literal, Mapping
 
-from video_assets.sql.checks import SqlCheck, load_checks
+import yaml
+
+from video_assets.sql.checks import CheckDefinitionError, SqlCheck, parse_checks
+
+Materialized = Literal["table", "view"]
 
 # source name -> Parquet table (written by frame_predictions and camera_window; the camera_* tables by cameras only)
 SOURCES = {
@@ -44,6 +50,7 @@ class SqlModel:
     refs: tuple[str, ...]
     sources: tuple[str, ...]
     checks: tuple[SqlCheck, ...] = ()
+    materialized: Materialized = "table"
 
     def render(self, source_relation: Callable[[str], str]) -> str:
         """The model's SELECT with refs turned into table names and sources into Parquet scans."""
@@ -57,8 +64,9 @@ def render_sql(sql: str, source_relation: Callable[[str], str], this: str | None
     return _SOURCE.sub(lambda m: source_relation(SOURCES[m.group(1)]), sql)
 
 
-def load_models(sql_dir: Path) -> list[SqlModel]:
-    models = [_parse(path) for path in sorted(sql_dir.glob("*.sql"))]
+def load_models(sql_dir: Path, variables: Mapping[str, list[Any]] | None = None) -> list[SqlModel]:
+    """Every model in `sql_dir`; `variables` are the lists its data tests may name with {{ var('...') }}."""
+    models = [_parse(path, variables or {}) for path in sorted(sql_dir.glob("*.sql"))]
     names = {m.name for m in models}
     for model in models:
         if model.name in SOURCES:
@@ -69,11 +77,22 @@ def load_models(sql_dir: Path) -> list[SqlModel]:
     return models
 
 
-def _parse(path: Path) -> SqlModel:
+def model_named(models: list[SqlModel], name: str) -> SqlModel:
+    for model in models:
+        if model.name == name:
+            return model
+    raise SqlModelError(f"No SQL model named {name!r}; the models are {sorted(m.name for m in models)}")
+
+
+def _parse(path: Path, variables: Mapping[str, list[Any]]) -> SqlModel:
     if not _NAME.match(path.stem):
         raise SqlModelError(f"{path}: model file names must be SQL identifiers (letters, digits, _)")
     sql = path.read_text()
-    checks = tuple(load_checks(path.with_suffix(".yml")))
+    config = _config(path.with_suffix(".yml"))
+    checks = tuple(parse_checks(path.with_suffix(".yml"), config.get("checks"), variables))
+    materialized = config.get("materialized", "table")
+    if materialized not in ("table", "view"):
+        raise SqlModelError(f"{path.with_suffix('.yml')}: materialized: {materialized!r}; use table or view")
     check_sql = " ".join(c.sql for c in checks)
     sources = tuple(dict.fromkeys(_SOURCE.findall(sql + check_sql)))
     unknown = sorted(set(sources) - set(SOURCES))
@@ -87,7 +106,21 @@ def _parse(path: Path) -> SqlModel:
         refs=tuple(dict.fromkeys(_REF.findall(sql + check_sql))),
         sources=sources,
         checks=checks,
+        materialized=materialized,
     )
+
+
+def _config(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise CheckDefinitionError(f"{path}: not valid YAML ({exc})") from exc
+    unknown = set(config) - {"checks", "materialized"} if isinstance(config, dict) else {"(not a mapping)"}
+    if unknown:
+        raise CheckDefinitionError(f"{path}: unknown key(s) {sorted(unknown)}; use checks and materialized")
+    return config
 
 
 def _leading_comment(sql: str) -> str:

@@ -9,13 +9,14 @@ copy read-only and never block, or get blocked by, a rebuild.
 from __future__ import annotations
 
 import fcntl
-import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import dagster as dg
+
+from video_assets.storage import copy_file
 
 
 class WarehouseNotBuiltError(FileNotFoundError):
@@ -55,8 +56,4 @@ class Warehouse(dg.ConfigurableResource):
         return duckdb.connect(self.path, read_only=True)
 
     def _publish(self, build: Path) -> None:
-        published = Path(self.path)
-        published.parent.mkdir(parents=True, exist_ok=True)
-        partial = published.with_name(f".{published.name}.{os.getpid()}.tmp")
-        shutil.copyfile(build, partial)
-        os.replace(partial, published)
+        copy_file(build, Path(self.path))

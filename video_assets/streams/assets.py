@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from video_assets.failures import as_failure
 from video_assets.predictions.store import PredictionStore
 from video_assets.streams.cameras import CameraConfigError
 from video_assets.streams.store import CameraStore, camera_video_id
@@ -51,7 +52,7 @@ def build_camera_window(start: date) -> dg.AssetsDefinition:
         try:
             summary = publish_window(cameras, Path(store.root), camera_name, hour, camera)
         except NoSegmentsError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+            raise as_failure(exc) from exc
         return dg.MaterializeResult(metadata=window_metadata(summary))
 
     return camera_window

@@ -16,7 +16,6 @@ connects, and URLs are only ever shown with their credentials replaced by `***`.
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -24,7 +23,8 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
-from video_assets.backends.self_hosted import DEFAULT_WORKFLOW_FILE
+from video_assets.backends.self_hosted import DEFAULT_DETECTIONS_OUTPUT, DEFAULT_WORKFLOW_FILE
+from video_assets.settings import API_KEY_ENV, secret
 
 Mode = Literal["realtime", "every_frame"]
 MODES = ("realtime", "every_frame")
@@ -51,7 +51,7 @@ class Camera:
     workspace: str | None = None  # with workflow_id: a saved Roboflow workflow (needs ROBOFLOW_API_KEY)
     workflow_id: str | None = None
     workflow_version: str | None = None
-    detections_output: str = "predictions"
+    detections_output: str = DEFAULT_DETECTIONS_OUTPUT
     max_fps: float | None = None
     mode: Mode = "realtime"
     gap_after_s: float = 5.0  # no frame for longer than this is recorded as a gap
@@ -76,10 +76,10 @@ class Camera:
         return hide_credentials(self.url)
 
     def resolved_url(self, env: Mapping[str, str] | None = None) -> str | int:
-        """The URL to connect to, with ${NAME} references filled from the environment."""
+        """The URL to connect to, with ${NAME} references filled from the environment (or `env`)."""
         if isinstance(self.url, int):
             return self.url
-        env = os.environ if env is None else env
+        env = env if env is not None else _secrets(self.url)
         missing = sorted({name for name in _ENV_REF.findall(self.url) if name not in env})
         if missing:
             raise CameraConfigError(
@@ -91,8 +91,8 @@ class Camera:
     def redact(self, text: str, env: Mapping[str, str] | None = None) -> str:
         """Remove every secret this camera's worker knows from a message: its resolved URL and password
         (OpenCV's errors quote them) and the Roboflow API key (a saved workflow's requests carry it)."""
-        env = os.environ if env is None else env
-        secrets = [env.get("ROBOFLOW_API_KEY")]
+        env = env if env is not None else {**_secrets(self.url), **_secrets("${" + API_KEY_ENV + "}")}
+        secrets = [env.get(API_KEY_ENV)]
         try:
             resolved = self.resolved_url(env)
         except CameraConfigError:
@@ -132,6 +132,12 @@ class CameraConfig:
         raise CameraConfigError(
             f"No camera named {name!r} in {self.path}; configured: {', '.join(self.names) or 'none'}."
         )
+
+
+def _secrets(text: str) -> dict[str, str]:
+    """The values of the ${NAME} references in `text` that the environment sets."""
+    found = {name: secret(name) for name in _ENV_REF.findall(text)}
+    return {name: value for name, value in found.items() if value is not None}
 
 
 def hide_credentials(url: str) -> str:
@@ -188,7 +194,7 @@ def _camera(path: Path, name: str, spec: Any) -> Camera:
         workspace=spec.get("workspace"),
         workflow_id=spec.get("workflow_id"),
         workflow_version=spec.get("workflow_version"),
-        detections_output=spec.get("detections_output", "predictions"),
+        detections_output=spec.get("detections_output", DEFAULT_DETECTIONS_OUTPUT),
         max_fps=None if max_fps is None else _number(path, f"cameras.{name}.max_fps", max_fps, minimum=0.01),
         mode=mode,
         gap_after_s=_number(path, f"cameras.{name}.gap_after_s", spec.get("gap_after_s", 5.0), minimum=0.1),

@@ -11,11 +11,9 @@ A segment never spans two windows: a frame of a new hour seals the previous hour
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,10 +24,11 @@ import pyarrow.parquet as pq
 
 from video_assets.backends.base import BackendIdentity, Detection, FramePrediction
 from video_assets.predictions.schema import CAMERA_TABLES, TABLES
-from video_assets.predictions.writer import frame_rows
+from video_assets.storage import frame_rows, new_token, publish_folder, sweep_stale_temps, temp_path
 from video_assets.streams.store import CameraStore, camera_video_id, window_start
 
 SCHEMAS = {**TABLES, **CAMERA_TABLES}
+STALE_TEMP_S = 3600.0  # a segment folder still hidden after an hour was left by a killed worker
 
 
 @dataclass(frozen=True)
@@ -121,16 +120,8 @@ class SegmentRecorder:
             self._next_idx[segment.window] = frame_idx + 1
             offset = (received_at - segment.window) / timedelta(microseconds=1) / 1_000_000
             frame = FramePrediction(frame_idx, offset, detections, outputs)
-            common = {
-                "video_id": camera_video_id(self.camera, segment.window),
-                "source": self.camera,
-                "frame_idx": frame_idx,
-                "time_offset_s": offset,
-                "frame_ts": received_at,
-                "workflow_version": self.identity.workflow_version,
-                "backend": self.identity.backend,
-            }
-            detection_rows, frame_row = frame_rows(frame, common)
+            video_id = camera_video_id(self.camera, segment.window)
+            detection_rows, frame_row = frame_rows(video_id, self.camera, frame, received_at, self.identity)
             segment.detections.extend(detection_rows)
             segment.frames.append(frame_row)
             segment.dropped += dropped_before
@@ -180,7 +171,7 @@ class SegmentRecorder:
             opened_at = datetime.now(timezone.utc)
             self._open[window] = _OpenSegment(
                 window=window,
-                name=f"{opened_at:%Y%m%dT%H%M%S%f}Z-{uuid.uuid4().hex[:6]}",
+                name=f"{opened_at:%Y%m%dT%H%M%S%f}Z-{new_token()[:6]}",
                 opened_at=opened_at,
                 opened_monotonic=self._monotonic(),
                 frame_idx_start=self._next_idx[window],
@@ -189,10 +180,10 @@ class SegmentRecorder:
 
     def _commit(self, segment: _OpenSegment) -> CommittedSegment:
         """Write the four tables into a hidden folder, then rename it into place: all or nothing."""
-        folder = self.store.window_dir(self.camera, segment.window)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.store.remove_stale_temps(self.camera, segment.window)
-        temp = folder / f".{segment.name}.tmp"
+        final = self.store.window_dir(self.camera, segment.window) / segment.name
+        final.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale_temps(final.parent, STALE_TEMP_S)
+        temp = temp_path(final, "building")
         temp.mkdir(exist_ok=True)
         tables = {
             "detections": segment.detections,
@@ -204,8 +195,7 @@ class SegmentRecorder:
             for table, rows in tables.items():
                 table_data = pa.Table.from_pylist(rows, schema=SCHEMAS[table])
                 pq.write_table(table_data, temp / f"{table}.parquet", compression="zstd")
-            final = folder / segment.name
-            os.rename(temp, final)
+            publish_folder(temp, final)
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise

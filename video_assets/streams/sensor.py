@@ -10,18 +10,17 @@ The cursor stays small: hours that are over and published fall behind a per-came
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
 
 import dagster as dg
 
 from video_assets.streams.assets import CAMERA_ASSETS, CAMERA_WINDOW, camera_names, camera_partition_key
 from video_assets.streams.cameras import CameraConfigError
+from video_assets.streams.status import worker_health
 from video_assets.streams.store import CameraStore, window_name, window_start
 
 SENSOR_NAME = "camera_segments_sensor"
 MAX_REQUESTS_PER_TICK = 50
 FINAL_SLACK_S = 10.0  # after the hour and one segment length, a worker has committed all of it
-HEARTBEAT_STALE_S = 15.0  # workers rewrite status.json every second
 
 
 @dataclass
@@ -97,31 +96,6 @@ def plan_windows(
             settled[camera] = window_name(start + timedelta(hours=1))
             del mine[window_name(start)]
     return requests, CameraCursor(settled, requested, dict(cursor.observed))
-
-
-def worker_health(status: dict[str, Any] | None, now: datetime) -> tuple[str, dict[str, Any]]:
-    """The worker's state as the UI should show it, and the figures behind it."""
-    if status is None:
-        return "never started", {"worker_state": "never started: run `video-assets cameras run`"}
-    updated = datetime.fromisoformat(status["updated_at"])
-    state = status["state"]
-    if state != "stopped" and (now - updated).total_seconds() > HEARTBEAT_STALE_S:
-        state = "worker not running"
-    last_frame = datetime.fromisoformat(status["last_frame_ts"]) if status.get("last_frame_ts") else None
-    metadata = {
-        "worker_state": state,
-        "heartbeat": updated.isoformat(),
-        "last_frame_ts": last_frame.isoformat() if last_frame else "",
-        "seconds_since_last_frame": round((now - last_frame).total_seconds(), 1) if last_frame else -1.0,
-        "fps": float(status.get("fps", 0.0)),
-        "frames_processed": int(status.get("frames_processed", 0)),
-        "frames_dropped": int(status.get("frames_dropped", 0)),
-        "reconnects": int(status.get("reconnects", 0)),
-        "gaps": int(status.get("gaps", 0)),
-        "gap_seconds": float(status.get("gap_seconds", 0.0)),
-        "last_error": status.get("last_error") or "",
-    }
-    return state, metadata
 
 
 def build_camera_sensor(interval_s: int, first_day: date) -> dg.SensorDefinition:

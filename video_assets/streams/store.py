@@ -16,12 +16,10 @@ A segment appears all at once (one directory rename), so readers never see part 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
-import shutil
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -29,9 +27,9 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from video_assets.streams.cameras import CameraConfig, load_camera_config
+from video_assets.streams.status import STATUS_FILE, WorkerStatus, read_status, write_status
 
 SEGMENT_TABLES = ("detections", "frames", "camera_segments", "camera_gaps")
-STATUS_FILE = "status.json"
 LOCK_FILE = "worker.lock"
 _WINDOW_FORMAT = "%Y-%m-%dT%H"
 _WINDOW_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
@@ -108,19 +106,11 @@ class CameraStore(dg.ConfigurableResource):
     def status_path(self, camera: str) -> Path:
         return self.camera_dir(camera) / STATUS_FILE
 
-    def read_status(self, camera: str) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.status_path(camera).read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
+    def read_status(self, camera: str) -> WorkerStatus | None:
+        return read_status(self.status_path(camera))
 
-    def write_status(self, camera: str, status: dict[str, Any]) -> None:
-        """Replace the status file atomically, so a reader never sees half of it."""
-        path = self.status_path(camera)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps(status, indent=1, sort_keys=True, default=str))
-        os.replace(temp, path)
+    def write_status(self, camera: str, status: WorkerStatus) -> None:
+        write_status(self.status_path(camera), status)
 
     @contextmanager
     def worker_lock(self, camera: str) -> Iterator[None]:
@@ -145,11 +135,3 @@ class CameraStore(dg.ConfigurableResource):
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def remove_stale_temps(self, camera: str, start: datetime, older_than: timedelta = timedelta(hours=1)) -> None:
-        """Segments a killed worker left half-written are invisible; reclaim them once clearly abandoned."""
-        folder = self.window_dir(camera, start)
-        cutoff = datetime.now().timestamp() - older_than.total_seconds()
-        for entry in folder.glob(".*.tmp") if folder.is_dir() else ():
-            if entry.stat().st_mtime < cutoff:
-                shutil.rmtree(entry, ignore_errors=True)

@@ -22,7 +22,7 @@ from typing import IO, Callable
 from video_assets.settings import Settings
 from video_assets.streams.cameras import Camera, CameraConfigError
 from video_assets.streams.store import CameraStore
-from video_assets.streams.worker import EXIT_CONFIG, EXIT_LOCKED, SUPERVISOR_PID_ENV
+from video_assets.streams.worker import EXIT_CONFIG, EXIT_LOCKED
 
 Echo = Callable[[str], None]
 POLL_S = 0.5
@@ -96,12 +96,9 @@ def _supervise(workers: list[_Worker], stop: threading.Event, echo: Echo) -> Non
 
 
 def _start(worker: _Worker, echo: Echo) -> None:
-    command = [sys.executable, "-m", "video_assets.streams.worker", worker.camera.name]
+    command = [sys.executable, "-m", "video_assets.streams.worker", worker.camera.name, f"--supervisor-pid={os.getpid()}"]
     # A session of its own: Ctrl-C reaches the supervisor only, which stops the workers in order.
-    env = {**os.environ, SUPERVISOR_PID_ENV: str(os.getpid())}
-    worker.process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=env
-    )
+    worker.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     worker.started = time.monotonic()
     worker.pump = threading.Thread(target=_pump, args=(worker, worker.process.stdout, echo), daemon=True)
     worker.pump.start()

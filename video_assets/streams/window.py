@@ -8,25 +8,28 @@ every SQL model reads cameras and files alike; its health lands beside them in `
 
 from __future__ import annotations
 
-import os
-import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from video_assets.backends.base import BackendIdentity
+from video_assets.failures import VideoError
 from video_assets.predictions.schema import VIDEOS
-from video_assets.predictions.writer import remove_stale_temps, table_file, temp_file
+from video_assets.predictions.writer import STALE_TEMP_S
+from video_assets.storage import Staging, table_file, video_row
 from video_assets.streams.cameras import Camera
 from video_assets.streams.segments import SCHEMAS
 from video_assets.streams.store import SEGMENT_TABLES, CameraStore, camera_video_id
 
 
-class NoSegmentsError(Exception):
+class NoSegmentsError(VideoError):
     """Nothing was recorded for this camera in this hour."""
+
+    permanent_by_default = True
 
 
 @dataclass(frozen=True)
@@ -78,35 +81,21 @@ def publish_window(
             "that hour; start it with `video-assets cameras run` (see `video-assets cameras status`)."
         )
     video_id = camera_video_id(camera_name, start)
-    token = uuid.uuid4().hex[:8]
-    temps: dict[str, Path] = {}
+    # videos last: its appearance marks the window complete
+    tables = (*SEGMENT_TABLES, "videos")
+    staging = Staging({t: table_file(predictions_root, t, video_id) for t in tables}, STALE_TEMP_S)
     try:
-        rows = {
-            table: _concat(segments, table, _temp(predictions_root, table, video_id, token, temps))
-            for table in SEGMENT_TABLES
-        }
-        segment_rows = pq.read_table(temps["camera_segments"]).to_pylist()
-        gap_rows = pq.read_table(temps["camera_gaps"]).to_pylist()
+        rows = {table: _concat(segments, table, staging.temps[table]) for table in SEGMENT_TABLES}
+        segment_rows = pq.read_table(staging.temps["camera_segments"]).to_pylist()
+        gap_rows = pq.read_table(staging.temps["camera_gaps"]).to_pylist()
         summary = _summarize(video_id, segment_rows, gap_rows, rows["detections"])
-        video_row = _video_row(camera_name, camera, start, summary, segment_rows)
-        videos_temp = _temp(predictions_root, "videos", video_id, token, temps)
-        pq.write_table(pa.Table.from_pylist([video_row], schema=VIDEOS), videos_temp)
-        files = {}
-        for table, temp in temps.items():  # videos was added last: it marks the window complete
-            files[table] = table_file(predictions_root, table, video_id)
-            os.replace(temp, files[table])
+        row = _video_row(camera_name, camera, start, summary, segment_rows)
+        pq.write_table(pa.Table.from_pylist([row], schema=VIDEOS), staging.temps["videos"])
+        files = staging.publish()
     except BaseException:
-        for temp in temps.values():
-            temp.unlink(missing_ok=True)
+        staging.discard()
         raise
     return replace(summary, files=files)
-
-
-def _temp(root: Path, table: str, video_id: str, token: str, temps: dict[str, Path]) -> Path:
-    temps[table] = temp_file(table_file(root, table, video_id), token)
-    temps[table].parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(temps[table].parent)
-    return temps[table]
 
 
 def _concat(segments: list[Path], table: str, dest: Path) -> int:
@@ -145,22 +134,17 @@ def _video_row(
 ) -> dict[str, Any]:
     """The window as a video: recorded_at is the start of the hour, so frame_ts = recorded_at + time_offset_s."""
     sized = next((s for s in reversed(segments) if s["width"]), {"width": 0, "height": 0})
-    span = summary.last_frame_ts - summary.first_frame_ts if summary.first_frame_ts else timedelta(0)
-    return {
-        "video_id": summary.video_id,
-        "source": camera_name,
-        "file": camera.display_url if camera else camera_name,
-        "sha256": "",
-        "bytes": 0,
-        "duration_s": span.total_seconds(),
-        "fps": summary.processed_frame_rate,
-        "width": sized["width"],
-        "height": sized["height"],
-        "codec": camera.kind if camera else "stream",
-        "recorded_at": start,
-        "frames_expected": summary.frames_processed + summary.frames_dropped,
-        "frames_processed": summary.frames_processed,
-        "processed_at": datetime.now(timezone.utc),
-        "workflow_version": segments[-1]["workflow_version"],
-        "backend": segments[-1]["backend"],
-    }
+    span = summary.last_frame_ts - summary.first_frame_ts if summary.first_frame_ts and summary.last_frame_ts else timedelta(0)
+    return video_row(
+        video_id=summary.video_id,
+        source=camera_name,
+        file=camera.display_url if camera else camera_name,
+        identity=BackendIdentity(segments[-1]["backend"], segments[-1]["workflow_version"]),
+        duration_s=span.total_seconds(),
+        fps=summary.processed_frame_rate,
+        size=(sized["width"], sized["height"]),
+        codec=camera.kind if camera else "stream",
+        recorded_at=start,
+        frames_expected=summary.frames_processed + summary.frames_dropped,
+        frames_processed=summary.frames_processed,
+    )

@@ -16,6 +16,7 @@ What InferencePipeline does on a live URL, measured (see the README's camera sec
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -27,12 +28,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from video_assets.backends.self_hosted import SelfHostedBackend, import_inference_pipeline, parse_result
-from video_assets.settings import Settings, SettingsError
+from video_assets.settings import API_KEY_ENV, Settings, SettingsError, secret
 from video_assets.streams.cameras import Camera, CameraConfig, CameraConfigError
 from video_assets.streams.segments import Gap, SegmentRecorder
+from video_assets.streams.status import WorkerStatus
 from video_assets.streams.store import CameraStore, WorkerAlreadyRunning
 
-SUPERVISOR_PID_ENV = "VIDEO_ASSETS_SUPERVISOR_PID"  # set by `video-assets cameras run`
 EXIT_CONFIG = 2  # the camera or its workflow is misconfigured: restarting will not help
 EXIT_LOCKED = 3  # another worker records this camera
 TICK_S = 1.0
@@ -41,8 +42,16 @@ FPS_WINDOW_S = 10.0
 
 
 class CameraWorker:
-    def __init__(self, camera: Camera, config: CameraConfig, store: CameraStore, log: logging.Logger):
+    def __init__(
+        self,
+        camera: Camera,
+        config: CameraConfig,
+        store: CameraStore,
+        log: logging.Logger,
+        supervisor_pid: int | None = None,  # stop (cleanly) when this parent process is gone: no orphans
+    ):
         self.camera = camera
+        self.supervisor_pid = supervisor_pid
         self.store = store
         self.log = log
         self.backend = SelfHostedBackend(
@@ -50,7 +59,7 @@ class CameraWorker:
             workspace=camera.workspace,
             workflow_id=camera.workflow_id,
             workflow_version_id=camera.workflow_version,
-            api_key=os.environ.get("ROBOFLOW_API_KEY"),
+            api_key=secret(API_KEY_ENV),
             workflow_parameters=camera.workflow_parameters,
             detections_output=camera.detections_output,
         )
@@ -101,7 +110,7 @@ class CameraWorker:
         self._write_status()
 
     def _should_stop(self, stop: threading.Event) -> bool:
-        if not stop.is_set() and _supervisor_gone():
+        if not stop.is_set() and self.supervisor_pid is not None and os.getppid() != self.supervisor_pid:
             self.log.warning(f"camera {self.camera.name}: its supervisor is gone; stopping")
             stop.set()
         return stop.is_set()
@@ -294,60 +303,55 @@ class _Health:
             self.segments += 1
             self.last_segment = name
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> WorkerStatus:
         now = time.monotonic()
         with self._lock:
             recent = sum(1 for t in self._recent if t >= now - FPS_WINDOW_S)
-            return {
-                "camera": self.camera.name,
-                "url": self.camera.display_url,
-                "mode": self.camera.mode,
-                "max_fps": self.camera.max_fps,
-                "pid": os.getpid(),
-                "state": self.state,
-                "detail": self.detail,
-                "started_at": self.started_at.isoformat(),
-                "updated_at": datetime.now(timezone.utc).isoformat(),
-                "last_frame_ts": self.last_frame_ts.isoformat() if self.last_frame_ts else None,
-                "fps": round(recent / FPS_WINDOW_S, 2),
-                "frames_received": self.frames_received,  # read from the camera: processed + dropped, once stopped
-                "frames_processed": self.frames_processed,
-                "frames_dropped": self.frames_dropped,
-                "reconnects": self.reconnects,
-                "gaps": self.gaps,
-                "gap_seconds": round(self.gap_seconds, 3),
-                "segments_committed": self.segments,
-                "last_segment": self.last_segment,
-                "last_error": self.last_error,
-            }
-
-
-def _supervisor_gone() -> bool:
-    """A worker started by `video-assets cameras run` stops (cleanly) if that process dies: no orphans."""
-    expected = os.environ.get(SUPERVISOR_PID_ENV)
-    return bool(expected) and os.getppid() != int(expected)
+            return WorkerStatus(
+                camera=self.camera.name,
+                url=self.camera.display_url,
+                mode=self.camera.mode,
+                max_fps=self.camera.max_fps,
+                pid=os.getpid(),
+                state=self.state,
+                detail=self.detail,
+                started_at=self.started_at.isoformat(),
+                updated_at=datetime.now(timezone.utc).isoformat(),
+                last_frame_ts=self.last_frame_ts.isoformat() if self.last_frame_ts else None,
+                fps=round(recent / FPS_WINDOW_S, 2),
+                frames_received=self.frames_received,
+                frames_processed=self.frames_processed,
+                frames_dropped=self.frames_dropped,
+                reconnects=self.reconnects,
+                gaps=self.gaps,
+                gap_seconds=round(self.gap_seconds, 3),
+                segments_committed=self.segments,
+                last_segment=self.last_segment,
+                last_error=self.last_error,
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of one worker process; the exit code tells the supervisor whether to restart it."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m video_assets.streams.worker <camera>", file=sys.stderr)
-        return EXIT_CONFIG
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args[0]} %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m video_assets.streams.worker")
+    parser.add_argument("camera")
+    parser.add_argument("--supervisor-pid", type=int, help="stop when this process (`cameras run`) is gone")
+    args = parser.parse_args(argv)
+    name = args.camera
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("video_assets.camera")
     try:
         settings = Settings.from_env()
         store = CameraStore(root=str(settings.streams_dir), config_file=str(settings.camera_config_path))
         config = store.config()
-        camera = config.get(args[0])
+        camera = config.get(name)
         camera.resolved_url()  # a missing ${VARIABLE} is a configuration error: say so now
-        worker = CameraWorker(camera, config, store, log)
+        worker = CameraWorker(camera, config, store, log, args.supervisor_pid)
     except (SettingsError, CameraConfigError, OSError) as exc:
         log.error(str(exc))
         return EXIT_CONFIG
     except Exception as exc:  # an unreadable workflow file (BackendError) and the like
-        log.error(f"camera {args[0]}: {type(exc).__name__}: {exc}")
+        log.error(f"camera {name}: {type(exc).__name__}: {exc}")
         return EXIT_CONFIG
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -10,9 +10,10 @@ from typing import Any, Callable
 
 import dagster as dg
 
-from video_assets.backends.base import PERMANENT, BackendError
-from video_assets.backends.hosted.backend import HostedBackend, without_query
-from video_assets.backends.resources import Backend
+from video_assets.backends.base import BackendError
+from video_assets.backends.hosted.backend import KIND, HostedBackend, without_query
+from video_assets.backends.resource import BackendSwitch
+from video_assets.failures import as_failure
 from video_assets.ingest.assets import VIDEO_GROUP, videos_partitions
 from video_assets.ingest.probe import VideoProbe
 
@@ -23,7 +24,7 @@ from video_assets.ingest.probe import VideoProbe
     kinds={"roboflow"},
     description="The video uploaded to the hosted API's signed URL (streamed from disk; skipped if already uploaded).",
 )
-def uploaded_video(context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: Backend) -> dg.MaterializeResult:
+def uploaded_video(context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: BackendSwitch) -> dg.MaterializeResult:
     hosted = _hosted(context, backend)
     if hosted is None:
         return _not_used(backend)
@@ -46,7 +47,7 @@ def uploaded_video(context: dg.AssetExecutionContext, raw_video: VideoProbe, bac
     deps=[uploaded_video],
     description="One hosted inference job per (video, workflow or model, fps): submitted once, polled until done.",
 )
-def inference_job(context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: Backend) -> dg.MaterializeResult:
+def inference_job(context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: BackendSwitch) -> dg.MaterializeResult:
     hosted = _hosted(context, backend)
     if hosted is None:
         return _not_used(backend)
@@ -76,24 +77,25 @@ def inference_job(context: dg.AssetExecutionContext, raw_video: VideoProbe, back
     )
 
 
-def _hosted(context: dg.AssetExecutionContext, backend: Backend) -> HostedBackend | None:
-    if backend.kind != "hosted":
+def _hosted(context: dg.AssetExecutionContext, backend: BackendSwitch) -> HostedBackend | None:
+    if backend.kind != KIND.name:
         context.log.info(f"The backend for this run is {backend.kind}; the hosted steps have nothing to do.")
         return None
     try:
-        return backend.hosted_backend()
+        hosted = backend.implementation()
     except BackendError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from None
+        exc.permanent = True  # a configuration problem: retrying cannot help
+        raise as_failure(exc) from None
+    assert isinstance(hosted, HostedBackend)
+    return hosted
 
 
 def _step(step: Callable[..., Any], video: VideoProbe, context: dg.AssetExecutionContext) -> Any:
     try:
         return step(video, context.log)
     except BackendError as exc:
-        raise dg.Failure(
-            description=str(exc), allow_retries=not exc.permanent, metadata={"file": video.path, PERMANENT: exc.permanent}
-        ) from None
+        raise as_failure(exc, file=video.path) from None
 
 
-def _not_used(backend: Backend) -> dg.MaterializeResult:
+def _not_used(backend: BackendSwitch) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"skipped": f"backend kind is {backend.kind} for this run"})

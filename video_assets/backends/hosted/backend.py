@@ -11,13 +11,23 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
-from video_assets.backends.base import BackendError, BackendIdentity, FramePrediction, PredictionSink
-from video_assets.backends.hosted.client import HostedHttp, HostedRequestError, RetryPolicy
+from pydantic import Field
+
+from video_assets.backends.base import (
+    BackendError,
+    BackendIdentity,
+    BackendKind,
+    BuildContext,
+    FramePrediction,
+    PredictionSink,
+    VideoBackend,
+)
 from video_assets.backends.hosted.contract import (
     ContractError,
     JobStatus,
@@ -29,7 +39,10 @@ from video_assets.backends.hosted.contract import (
     sampled_frames,
 )
 from video_assets.backends.hosted.ledger import BudgetExceeded, JobKey, JobLedger, JobRow, this_process
+from video_assets.backends.self_hosted import WorkflowConfig
 from video_assets.ingest.probe import VideoProbe
+from video_assets.roboflow import DEFAULT_API_URL
+from video_assets.roboflow.http import RetryPolicy, RoboflowHttp, RoboflowRequestError
 
 # peers.md §1.1: serverless RF-DETR-S is about 0.2 credits per 1,000 images; other models differ.
 CREDITS_PER_1000_FRAMES = 0.2
@@ -63,10 +76,50 @@ class SpendEstimate:
         )
 
 
-class HostedBackend:
-    """The hosted video API for one target (saved workflow or model version)."""
+class HostedConfig(WorkflowConfig):
+    """The hosted video API: a saved workflow (workspace + workflow_id) or a model version."""
 
-    name = "hosted"
+    api_url: str = Field(
+        default=DEFAULT_API_URL, description="Base URL of the hosted video API.", json_schema_extra={"env": "ROBOFLOW_API_URL"}
+    )
+    model: str | None = Field(
+        default=None,
+        description="project/version: the documented models form instead of a workflow.",
+        json_schema_extra={"env": "ROBOFLOW_MODEL"},
+    )
+    hosted_fps: int = Field(
+        default=5,
+        ge=1,
+        le=120,
+        description="Frames per second the service samples (capped at the video's).",
+        json_schema_extra={"env": "VIDEO_ASSETS_HOSTED_FPS"},
+    )
+    poll_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between job status checks (the API asks for at most one a minute).",
+        json_schema_extra={"env": "VIDEO_ASSETS_POLL_SECONDS"},
+    )
+    hosted_timeout_seconds: float = Field(
+        default=6 * 3600.0,
+        gt=0,
+        description="Stop waiting for one job after this long; a re-run resumes it.",
+        json_schema_extra={"env": "VIDEO_ASSETS_HOSTED_TIMEOUT"},
+    )
+    budget_frames: int | None = Field(
+        default=None,
+        ge=0,
+        description="Refuse a submission that takes all submitted frames above this.",
+        json_schema_extra={"env": "VIDEO_ASSETS_HOSTED_BUDGET_FRAMES"},
+    )
+    force_resubmit: bool = Field(default=False, description="Submit again although the ledger has a job for this video (pays again).")
+    request_attempts: int = Field(default=5, ge=1, description="Attempts per HTTP call (429, 5xx, connection errors).")
+    backoff_seconds: float = Field(default=2.0, ge=0, description="First retry wait, doubled per attempt (Retry-After wins).")
+    request_timeout_seconds: float = Field(default=60.0, gt=0, description="Read timeout of one HTTP call.")
+
+
+class HostedBackend(VideoBackend):
+    """The hosted video API for one target (saved workflow or model version)."""
 
     def __init__(
         self,
@@ -75,21 +128,30 @@ class HostedBackend:
         submitted_by: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        if not api_key:
-            raise BackendError(
-                "The hosted backend needs an API key: set ROBOFLOW_API_KEY in the environment of the "
-                "Dagster code location and its runs (it is read through dagster.EnvVar and never stored)."
-            )
         self.options = options
-        self.api_key = api_key
+        self._api_key = api_key
         self.submitted_by = submitted_by or this_process()
         self.sleep = sleep
-        self.ledger = JobLedger(options.ledger_path)
+
+    @cached_property
+    def ledger(self) -> JobLedger:
+        """Opened on first use, so building the backend to ask its identity has no side effects."""
+        return JobLedger(self.options.ledger_path)
+
+    @property
+    def api_key(self) -> str:
+        if not self._api_key:
+            raise BackendError(
+                "The hosted backend needs an API key: set ROBOFLOW_API_KEY in the environment of the "
+                "Dagster code location and its runs (it is read through dagster.EnvVar and never stored).",
+                permanent=True,
+            )
+        return self._api_key
 
     # What is run, and what it costs -----------------------------------------------------------
 
     def identity(self) -> BackendIdentity:
-        return BackendIdentity(self.name, self.options.target.identity)
+        return BackendIdentity(KIND.name, self.options.target.identity)
 
     def fps_for(self, video: VideoProbe) -> int:
         """The requested fps, capped at the video's own (the API returns nothing above it)."""
@@ -123,7 +185,7 @@ class HostedBackend:
             signed = parse_signed_upload(self._call(http, "request an upload URL", "POST", request))
             started = time.monotonic()
             http.put_file(f"upload {video.path}", signed.upload_url, Path(video.path), self.options.target.upload_content_type())
-        except HostedRequestError as exc:
+        except RoboflowRequestError as exc:
             raise BackendError(
                 f"Uploading {video.path} failed: {exc}. Nothing was submitted, so nothing is billed; "
                 "re-run to upload again (a 401/403 means ROBOFLOW_API_KEY was refused or the upload URL expired; "
@@ -167,7 +229,7 @@ class HostedBackend:
         request = self.options.target.submit_request(self.api_key, row.video_url, estimate.fps)
         try:
             job_id = parse_job_id(self._call(http, "submit the job", "POST", request, idempotent=False))
-        except HostedRequestError as exc:
+        except RoboflowRequestError as exc:
             if exc.ambiguous:
                 self.ledger.record_message(key, http.redact(exc))
                 raise BackendError(self._unknown_outcome_message(video, self.ledger.get(key)), permanent=True) from None
@@ -223,7 +285,7 @@ class HostedBackend:
             try:
                 body = http.json("download the results", "GET", self._output_url(status, row), idempotent=True)
                 return parse_results(body, self.options.target.results_key)
-            except HostedRequestError as exc:
+            except RoboflowRequestError as exc:
                 if attempt == 1 and exc.status in _EXPIRED_URL_STATUSES:
                     log.warning(f"{video.path}: the results URL was refused ({exc}); asking job {row.job_id} for a fresh one")
                     status = self._poll(http, video, row)
@@ -254,11 +316,11 @@ class HostedBackend:
         self.ledger.reopen(key)
         return self.ledger.get(key)
 
-    def _poll(self, http: HostedHttp, video: VideoProbe, row: JobRow) -> JobStatus:
+    def _poll(self, http: RoboflowHttp, video: VideoProbe, row: JobRow) -> JobStatus:
         request = self.options.target.status_request(self.api_key, row.job_id)
         try:
             return parse_status(self._call(http, f"check job {row.job_id}", "GET", request))
-        except HostedRequestError as exc:
+        except RoboflowRequestError as exc:
             hint = " The service does not know this job (it may have expired)." if exc.status == 404 else ""
             raise BackendError(
                 f"Checking hosted job {row.job_id} for {video.path} failed: {exc}.{hint} The job stays recorded; "
@@ -270,12 +332,12 @@ class HostedBackend:
             raise ContractError(f"job {row.job_id} is done but its status has no output_signed_url")
         return status.output_url
 
-    def _call(self, http: HostedHttp, what: str, method: str, request: dict, idempotent: bool = True) -> dict:
+    def _call(self, http: RoboflowHttp, what: str, method: str, request: dict, idempotent: bool = True) -> dict:
         url = self.options.api_url.rstrip("/") + request["path"]
         return http.json(what, method, url, idempotent=idempotent, params=request.get("params"), json=request.get("json"))
 
-    def _http(self, log: logging.Logger) -> HostedHttp:
-        return HostedHttp(self.api_key, self.options.retry, log, sleep=self.sleep)
+    def _http(self, log: logging.Logger) -> RoboflowHttp:
+        return RoboflowHttp(self.api_key, self.options.retry, log, sleep=self.sleep)
 
     def _unknown_outcome_message(self, video: VideoProbe, row: JobRow) -> str:
         return (
@@ -299,3 +361,53 @@ def _fresh(uploaded_at: str | None) -> bool:
     if not uploaded_at:
         return False
     return datetime.now(timezone.utc) - datetime.fromisoformat(uploaded_at) < UPLOAD_REUSE
+
+
+LEDGER_FILE = "hosted_jobs.sqlite"
+
+
+def hosted_target(config: HostedConfig) -> Target:
+    """A model version when one is set, else the saved workflow; an inline spec cannot run there."""
+    if config.model:
+        try:
+            return Target.for_model(config.model)
+        except ValueError as exc:
+            raise BackendError(str(exc)) from None
+    if config.workspace and config.workflow_id:
+        return Target.for_workflow(config.workspace, config.workflow_id)
+    raise BackendError(
+        "The hosted backend needs a saved workflow (ROBOFLOW_WORKSPACE and ROBOFLOW_WORKFLOW) or a model "
+        "version (ROBOFLOW_MODEL=project/version); an inline workflow file cannot run on the hosted API."
+    )
+
+
+def build_hosted(config: HostedConfig, context: BuildContext) -> HostedBackend:
+    options = HostedOptions(
+        api_url=config.api_url,
+        target=hosted_target(config),
+        fps=config.hosted_fps,
+        poll_s=config.poll_seconds,
+        timeout_s=config.hosted_timeout_seconds,
+        ledger_path=context.state_dir / LEDGER_FILE,
+        budget_frames=config.budget_frames,
+        force_resubmit=config.force_resubmit,
+        retry=RetryPolicy(
+            attempts=config.request_attempts, backoff_s=config.backoff_seconds, read_timeout_s=config.request_timeout_seconds
+        ),
+    )
+    return HostedBackend(context.api_key, options, submitted_by=context.run_id)
+
+
+def _hosted_steps() -> list:
+    from video_assets.backends.hosted.assets import inference_job, uploaded_video
+
+    return [uploaded_video, inference_job]
+
+
+KIND = BackendKind(
+    name="hosted",
+    description="Roboflow's hosted video API: upload, one job, poll, fetch results; sampled frames",
+    config=HostedConfig,
+    build=build_hosted,
+    steps=_hosted_steps,
+)

@@ -6,7 +6,7 @@ Whether a failed call may be retried depends on whether it could have had an eff
 - a job submission is not: it may be retried only when the server certainly did not act on it
   (the connection was never made, or it answered 429 / 503). Any other failure of a submission
   (500, 502, 504, a read timeout, a dropped connection, an unreadable answer) is *ambiguous*: a job
-  may exist and be billed, so the caller gets a `HostedRequestError` with `ambiguous=True`
+  may exist and be billed, so the caller gets a `RoboflowRequestError` with `ambiguous=True`
   and must not submit again on its own.
 """
 
@@ -23,14 +23,13 @@ from typing import Any, Callable
 
 import requests
 
-from video_assets.backends.base import BackendError
-from video_assets.backends.redact import install_log_filter, redact
+from video_assets.roboflow.redact import install_log_filter, redact
 
 NOT_ACTED_ON = {429, 503}  # the server says it did not process the request: safe to send again
 
 
-class HostedRequestError(BackendError):
-    """A call to the hosted API failed for good. The message is redacted and says what to do."""
+class RoboflowRequestError(Exception):
+    """A call to a Roboflow API failed for good. The message is redacted and says what to do."""
 
     def __init__(self, message: str, status: int | None = None, ambiguous: bool = False):
         super().__init__(message)
@@ -72,8 +71,8 @@ class _Failure:
         return idempotent and self.may_have_acted
 
 
-class HostedHttp:
-    """One session to the hosted API; every error message passes through `redact`."""
+class RoboflowHttp:
+    """One session to a Roboflow API; every error message passes through `redact`."""
 
     def __init__(
         self,
@@ -157,11 +156,11 @@ class HostedHttp:
                 return _Failure(f"{what}: the answer is not a JSON object ({self.redact(_excerpt(response.text))!r})")
         return response
 
-    def _error(self, failure: _Failure, idempotent: bool, attempts: int, note: str = "") -> HostedRequestError:
+    def _error(self, failure: _Failure, idempotent: bool, attempts: int, note: str = "") -> RoboflowRequestError:
         ambiguous = not idempotent and failure.may_have_acted
         tried = f" (after {attempts} attempts)" if attempts > 1 else ""
         suffix = f"; {note}" if note else ""
-        return HostedRequestError(f"{failure.message}{tried}{suffix}", status=failure.status, ambiguous=ambiguous)
+        return RoboflowRequestError(f"{failure.message}{tried}{suffix}", status=failure.status, ambiguous=ambiguous)
 
 
 def _never_sent(exc: Exception) -> bool:

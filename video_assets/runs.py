@@ -1,0 +1,64 @@
+"""What the Dagster instance recorded about the runs of video partitions (public DagsterInstance calls only).
+
+Used by the nightly backfill (which videos failed, and whether the failure was permanent) and by
+`video-assets process` (how each file's run ended), so both read runs the same way.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+import dagster as dg
+
+from video_assets.failures import is_permanent
+
+PARTITION_TAG = "dagster/partition"
+RUN_KEY_TAG = "dagster/run_key"
+MAX_RUNTIME_TAG = "dagster/max_runtime"  # run monitoring fails a run that runs longer (seconds)
+
+# A run in one of these states may still change the partition: wait for it, never start another.
+UNFINISHED = frozenset(
+    {
+        dg.DagsterRunStatus.QUEUED,
+        dg.DagsterRunStatus.NOT_STARTED,
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED,
+        dg.DagsterRunStatus.CANCELING,
+    }
+)
+
+
+def runs_by_partition(instance: dg.DagsterInstance, keys: Iterable[str]) -> dict[str, list[dg.RunRecord]]:
+    """Runs of these partitions, newest first (runs without a partition tag are left out)."""
+    wanted = sorted(set(keys))
+    by_key: dict[str, list[dg.RunRecord]] = defaultdict(list)
+    if wanted:
+        for record in instance.get_run_records(dg.RunsFilter(tags={PARTITION_TAG: wanted})):
+            by_key[record.dagster_run.tags[PARTITION_TAG]].append(record)
+    return by_key
+
+
+def latest_run(instance: dg.DagsterInstance, key: str) -> dg.DagsterRun | None:
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: key}), limit=1)
+    return runs[0] if runs else None
+
+
+def failure_of(instance: dg.DagsterInstance, run_id: str) -> tuple[str, bool]:
+    """Why a run failed (its first step failure's message), and whether that failure was permanent."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        data = event.step_failure_data if event else None
+        if data is None:
+            continue
+        user = data.user_failure_data
+        if user is not None:
+            return user.description or "", is_permanent(user.metadata)
+        if data.error:
+            return data.error.message.strip().splitlines()[-1], False
+    for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records:
+        message = record.event_log_entry.message or ""
+        if message:
+            return message.strip().splitlines()[-1], False
+    return "the run did not succeed (see the run in the UI)", False
