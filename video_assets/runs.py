@@ -62,3 +62,12 @@ def failure_of(instance: dg.DagsterInstance, run_id: str) -> tuple[str, bool]:
         if message:
             return message.strip().splitlines()[-1], False
     return "the run did not succeed (see the run in the UI)", False
+
+
+def limit_runtime(context: dg.AssetExecutionContext, seconds: float) -> None:
+    """Let run monitoring fail this run (its worker presumed dead) once it has run `seconds`.
+
+    Called by the steps that know what the video costs; a limit the run was launched with is kept.
+    """
+    if MAX_RUNTIME_TAG not in context.run.tags:
+        context.instance.add_run_tags(context.run_id, {MAX_RUNTIME_TAG: str(round(seconds))})

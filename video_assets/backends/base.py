@@ -90,6 +90,15 @@ class VideoBackend(ABC):
     def predict(self, video: VideoProbe, sink: PredictionSink, log: logging.Logger) -> None:
         """Push every processed frame of `video` into `sink`, in order; raise BackendError on failure."""
 
+    def max_runtime_s(self, video: VideoProbe) -> float:
+        """How long a run of this video may take before run monitoring fails it (its worker is presumed
+        dead): generous, at 2 frames per second, the speed of a heavy model on a small CPU."""
+        return STARTUP_ALLOWANCE_S + self.frames_expected(video) / SLOWEST_FPS
+
+
+STARTUP_ALLOWANCE_S = 300.0
+SLOWEST_FPS = 2.0
+
 
 @dataclass(frozen=True)
 class BuildContext:
@@ -109,3 +118,4 @@ class BackendKind:
     config: type[dg.Config]  # its flat fields, mixed into the `backend` resource; a field's `env` names its variable
     build: Callable[[Any, BuildContext], VideoBackend]  # (backend resource, context) -> the implementation
     steps: Callable[[], list[dg.AssetsDefinition]] | None = None  # assets that run before frame_predictions
+    warm_up: Callable[[Any], None] | None = None  # run once per run-worker process, before its first run

@@ -48,6 +48,9 @@ class BackendSwitch(dg.ConfigurableResource):
     def predict(self, video: VideoProbe, sink: PredictionSink, log: logging.Logger) -> None:
         self.implementation().predict(video, sink, log)
 
+    def max_runtime_s(self, video: VideoProbe) -> float:
+        return self.implementation().max_runtime_s(video)
+
 
 def _config_bases() -> tuple[type, ...]:
     """Each registered config once, leaving out those another one extends (their fields come with it)."""

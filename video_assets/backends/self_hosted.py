@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,10 +138,21 @@ def spec_hash(spec: dict[str, Any]) -> str:
 
 
 def import_inference_pipeline(offline: bool) -> Any:
-    """Import inference only inside a run. OFFLINE_MODE is read once, at import, so set it first."""
+    """Import inference only where a video is processed (a run worker, a camera worker).
+
+    `inference` reads OFFLINE_MODE once, at import: offline (inline workflows), it makes no network
+    call at all. A process that imported it offline cannot fetch a saved workflow afterwards.
+    """
     os.environ.setdefault("DISABLE_VERSION_CHECK", "true")
     if offline:
         os.environ.setdefault("OFFLINE_MODE", "true")
+    elif "inference" in sys.modules and os.environ.get("OFFLINE_MODE", "").lower() == "true":
+        raise BackendError(
+            "A saved workflow needs network, but this worker process imported `inference` offline for an inline "
+            "workflow. Configure the saved workflow for the whole deployment (ROBOFLOW_WORKSPACE and "
+            "ROBOFLOW_WORKFLOW), so the run workers start online, then re-run.",
+            permanent=True,
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from inference import InferencePipeline
@@ -245,4 +257,5 @@ KIND = BackendKind(
     description="InferencePipeline in the run process; every frame",
     config=WorkflowConfig,
     build=lambda config, context: SelfHostedBackend.from_config(config, context.api_key),
+    warm_up=lambda config: import_inference_pipeline(offline=not SelfHostedBackend.from_config(config).uses_saved_workflow),
 )

@@ -31,6 +31,7 @@ from video_assets.backends.base import (
     BuildContext,
     Detection,
     FramePrediction,
+    STARTUP_ALLOWANCE_S,
     PredictionSink,
     VideoBackend,
 )
@@ -75,6 +76,9 @@ class ServerBackend(VideoBackend):
 
     def identity(self) -> BackendIdentity:
         return BackendIdentity(KIND.name, self.workflow.workflow_version())
+
+    def max_runtime_s(self, video: VideoProbe) -> float:
+        return STARTUP_ALLOWANCE_S + self.attempts * self.timeout_s
 
     def predict(self, video: VideoProbe, sink: PredictionSink, log: logging.Logger) -> None:
         best: list[FramePrediction] = []

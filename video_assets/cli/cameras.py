@@ -15,7 +15,7 @@ echo = functools.partial(print, flush=True)
 
 
 def run(settings: Settings, names: list[str]) -> int:
-    from video_assets.cli.instance import prepare_environment
+    from video_assets.runtime.instance import prepare_environment
 
     prepare_environment(settings)  # workers inherit VIDEO_ASSETS_HOME, so they write where Dagster reads
     return run_workers(settings, names, echo)

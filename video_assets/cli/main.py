@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
+from dataclasses import replace
+import signal
 import sys
-from pathlib import Path
+import threading
 
 from video_assets.settings import Settings, SettingsError
 
@@ -26,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     formats.add_argument("--csv", dest="output", action="store_const", const="csv", help="print CSV")
     formats.add_argument("--json", dest="output", action="store_const", const="json", help="print JSON")
     commands.add_parser(
-        "dev", help="start `dagster dev` on the instance under VIDEO_ASSETS_HOME; other arguments go to it"
+        "dev", help="the Dagster UI, daemon and run workers on the instance under VIDEO_ASSETS_HOME; "
+        "other arguments go to dagster-webserver (e.g. --port 3001)"
     )
     cameras = commands.add_parser("cameras", help="live cameras: run their ingest workers, or show their status")
     camera_commands = cameras.add_subparsers(dest="cameras_command", required=True)
@@ -62,28 +64,46 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def demo(settings: Settings) -> int:
-    from video_assets.cli.instance import prepare_environment
     from video_assets.cli.process import process
     from video_assets.ingest.files import scan_drop_folders
     from video_assets.samples import write_samples
 
-    prepare_environment(settings)
     inbox = settings.drop_folders[0]
     if not any(f.is_video for f in scan_drop_folders([inbox])):
         written = write_samples(settings.inbox)
         print(f"Wrote {len(written)} sample videos into {settings.inbox}", flush=True)
-    return process(settings)
+    # The samples are written whole before the sensor looks: it need not wait long to see them settle.
+    return process(replace(settings, sensor_interval_s=min(settings.sensor_interval_s, 1)))
 
 
-def dev_server(settings: Settings, dagster_args: list[str]) -> int:
-    from video_assets.cli.instance import prepare_environment, workspace_file
+def dev_server(settings: Settings, webserver_args: list[str]) -> int:
+    """The webserver, the daemon and the run workers until Ctrl-C or SIGTERM; nothing is left running."""
+    from video_assets.runtime.instance import prepare_environment
+    from video_assets.runtime.services import ServiceError, local_services
 
     prepare_environment(settings)
-    dagster = Path(sys.executable).with_name("dagster")
-    command = [str(dagster), "dev", "-w", str(workspace_file()), *dagster_args]
-    print(f"DAGSTER_HOME={settings.dagster_home} {' '.join(command)}")
-    os.execv(command[0], command)
-    return 0  # not reached
+    if not {"-p", "--port"} & set(webserver_args):
+        webserver_args = [*webserver_args, "--port", "3000"]
+    if not {"-h", "--host"} & set(webserver_args):
+        webserver_args = [*webserver_args, "--host", "127.0.0.1"]
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with local_services(settings, webserver_args=webserver_args) as services:
+        if not services.services:
+            print("video-assets: this instance's services are already running (another `dev` or `process`)", file=sys.stderr)
+            return 2
+        host = webserver_args[webserver_args.index("--host") + 1] if "--host" in webserver_args else "127.0.0.1"
+        port = webserver_args[webserver_args.index("--port") + 1] if "--port" in webserver_args else "3000"
+        print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={settings.dagster_home}); logs in {settings.logs_dir}")
+        print(f"{settings.workers} run worker process(es); Ctrl-C stops everything.", flush=True)
+        try:
+            while not stop.wait(1.0):
+                services.check()
+        except ServiceError as exc:
+            print(f"video-assets: {exc}", file=sys.stderr)
+            return 1
+    return 0
 
 
 if __name__ == "__main__":

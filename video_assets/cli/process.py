@@ -1,4 +1,12 @@
-"""`video-assets process`: settle every file present at start, run what the sensor requests, then SQL."""
+"""`video-assets process`: everything in the drop folders, through the daemon and the run workers, then SQL.
+
+It starts the Dagster daemon and the run workers (or uses those of a running `video-assets dev`),
+waits until the drop-folder sensor has taken every file present at start (a file still being written
+is waited for), waits for each video's run, builds the SQL models and prints one line per file. It
+follows progress only through the instance (partitions, runs, materializations), and never waits
+forever: a file the sensor does not take, or a run that outlives its max runtime, ends the wait with
+a line that says so.
+"""
 
 from __future__ import annotations
 
@@ -8,134 +16,176 @@ from dataclasses import dataclass
 from typing import Callable
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
 
-from video_assets.cli.driver import UNFINISHED, DagsterDriver
-from video_assets.cli.instance import console_with_quiet_children, prepare_environment
+from video_assets.cli.console import console_with_quiet_children
 from video_assets.cli.tables import format_table
 from video_assets.definitions import build_definitions
 from video_assets.ingest.assets import videos_partitions
 from video_assets.ingest.files import DroppedFile
 from video_assets.ingest.keys import hash_of_key
 from video_assets.ingest.library import VideoLibrary
+from video_assets.ingest.sensor import SENSOR_NAME
 from video_assets.predictions.assets import FRAME_PREDICTIONS
+from video_assets.runs import MAX_RUNTIME_TAG, UNFINISHED, failure_of, latest_run
+from video_assets.runtime.instance import RUN_MONITOR_POLL_S, prepare_environment
+from video_assets.runtime.services import ServiceError, Services, local_services
 from video_assets.settings import Settings
 from video_assets.sql.assets import SQL_GROUP
 
 Echo = Callable[[str], None]
+POLL_S = 0.5
+STABLE_S = 1.0  # unchanged this long: worth hashing to find the key the sensor will register
+RUN_APPEARS_S = 30.0  # a registered video's run is created in the same sensor tick; allow for a busy daemon
+STUCK_GRACE_S = 3 * RUN_MONITOR_POLL_S + 30.0  # run monitoring fails a run past its max runtime within this
+# The order of statuses in the last line; the first ones mean "not done": exit code 1.
+STATUSES = ("failed", "canceled", "not run", "still changing", "stuck", "success", "duplicate", "skipped")
+NOT_DONE = frozenset(STATUSES[:5])
 
 
 @dataclass
 class FileReport:
     file: DroppedFile
-    status: str  # success | failed | canceled | duplicate | skipped | not run | still changing
+    status: str = "waiting"  # one of STATUSES once decided; "pending" while its run is awaited
     video_key: str = ""
     frames: str = ""
     detections: str = ""
     detail: str = ""
+    stable_since: float | None = None
 
 
 def process(settings: Settings, settle_timeout_s: float = 3600.0) -> int:
-    """Returns the exit code: 0 if every video present at start succeeded, 1 otherwise.
-
-    Dagster's own logs (code server, run workers) go to a log file under VIDEO_ASSETS_HOME/logs;
-    the terminal gets progress and the summary.
-    """
+    """Returns the exit code: 0 if every video present at start succeeded, 1 otherwise, 2 if it could not run."""
     prepare_environment(settings)
-    log_path = settings.home / "logs" / f"process-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    log_path = settings.logs_dir / f"process-{time.strftime('%Y%m%d-%H%M%S')}.log"
     with console_with_quiet_children(log_path) as console:
         echo = functools.partial(print, file=console, flush=True)
-        echo(f"Dagster logs: {log_path}")
-        return _process(settings, settle_timeout_s, echo)
+        echo(f"Logs: {settings.logs_dir} (daemon.log, workers.log, {log_path.name})")
+        try:
+            with local_services(settings) as services, dg.DagsterInstance.get() as instance:
+                if not services.services:
+                    echo("Using the daemon and run workers of the running `video-assets dev`.")
+                reports = _Progress(settings, instance, services, echo).run(settle_timeout_s)
+                if any(r.status == "success" for r in reports):
+                    _build_sql_models(settings, instance, echo)
+        except ServiceError as exc:
+            echo(f"video-assets: {exc}")
+            return 2
+        echo(_format(reports))
+    return 1 if any(r.status in NOT_DONE for r in reports) else 0
 
 
-def _process(settings: Settings, settle_timeout_s: float, echo: Echo) -> int:
-    library = VideoLibrary.from_settings(settings)
-    present = library.scan()
-    echo(f"{len(present)} file(s) in {', '.join(str(f.path) for f in library.folders())}")
-    with dg.DagsterInstance.get() as instance:
-        with DagsterDriver(instance) as driver:
-            settled, unsettled = _settle(driver, library, present, settings.sensor_interval_s, settle_timeout_s, echo)
-            reports = _classify(instance, library, settled) + [FileReport(f, "still changing") for f in unsettled]
-            _wait_for_runs(driver, reports, echo)
-        _fill_outcomes(instance, driver, reports)
-        if any(r.status == "success" for r in reports):
-            _build_sql_models(settings, instance, echo)
-    echo(_format(reports))
-    return 1 if any(r.status in ("failed", "canceled", "not run") for r in reports) else 0
+class _Progress:
+    """Follows the files present at start: settled and registered by the sensor, then run."""
 
+    def __init__(self, settings: Settings, instance: dg.DagsterInstance, services: Services, echo: Echo):
+        self.library = VideoLibrary.from_settings(settings)
+        self.instance = instance
+        self.services = services
+        self.echo = echo
+        self.register_timeout_s = max(90.0, 10.0 * settings.sensor_interval_s)
 
-def _settle(
-    driver: DagsterDriver,
-    library: VideoLibrary,
-    present: list[DroppedFile],
-    interval_s: int,
-    timeout_s: float,
-    echo: Echo,
-) -> tuple[list[DroppedFile], list[DroppedFile]]:
-    """Tick the sensor until each file present at start (as it is now) is settled, or gone."""
-    waiting = {f.file_id for f in present}
-    settled: dict[str, DroppedFile] = {}
-    deadline = time.monotonic() + timeout_s
-    while True:
-        driver.tick_sensor()
-        driver.launch_queued_runs()
-        cursor = driver.sensor_cursor()
-        current = {f.file_id: f for f in library.scan() if f.file_id in waiting}
-        settled.update({fid: f for fid, f in current.items() if cursor.is_settled(f)})
-        waiting = set(current) - set(settled)
-        if not waiting or time.monotonic() > deadline:
-            return list(settled.values()), [current[fid] for fid in sorted(waiting)]
-        echo(f"waiting for {len(waiting)} file(s) to be picked up (a file still being written is waited for)")
-        time.sleep(interval_s + 0.2)
+    def run(self, settle_timeout_s: float) -> list[FileReport]:
+        present = self.library.scan()
+        self.echo(f"{len(present)} file(s) in {', '.join(str(f.path) for f in self.library.folders())}")
+        reports = [FileReport(f) for f in present]
+        self._settle(reports, time.monotonic() + settle_timeout_s)
+        self._wait_for_runs([r for r in reports if r.status == "pending"])
+        return sorted(reports, key=lambda r: r.file.file_id)
 
+    def _settle(self, reports: list[FileReport], deadline: float) -> None:
+        """Until every file is registered by the sensor (or a duplicate, or not a video), or the deadline."""
+        announced = -1
+        while True:
+            self.services.check()
+            now = time.monotonic()
+            current = {f.file_id: f for f in self.library.scan()}
+            keys = set(self.instance.get_dynamic_partitions(videos_partitions.name))
+            key_by_hash = {hash_of_key(k): k for k in sorted(keys)}
+            waiting = [r for r in reports if r.status == "waiting"]
+            for report in waiting:
+                self._look(report, current.get(report.file.file_id), keys, key_by_hash, now)
+            waiting = [r for r in reports if r.status == "waiting"]
+            if not waiting:
+                return
+            if now > deadline:
+                for report in waiting:
+                    report.status = "still changing" if report.stable_since is None else "not run"
+                    report.detail = report.detail or "not settled before --settle-timeout"
+                return
+            if len(waiting) != announced:
+                self.echo(f"waiting for the sensor to take {len(waiting)} file(s) (a file still being written is waited for)")
+                announced = len(waiting)
+            time.sleep(POLL_S)
 
-def _classify(instance: dg.DagsterInstance, library: VideoLibrary, files: list[DroppedFile]) -> list[FileReport]:
-    keys = set(instance.get_dynamic_partitions(videos_partitions.name))
-    key_by_hash = {hash_of_key(k): k for k in sorted(keys)}
-    reports = []
-    for dropped in sorted(files, key=lambda f: f.file_id):
-        if not dropped.is_video:
-            reports.append(FileReport(dropped, "skipped", detail="not a video file"))
-            continue
-        key = library.key_for(dropped)
-        if key in keys:
-            reports.append(FileReport(dropped, "pending", video_key=key))
-        elif hash_of_key(key) in key_by_hash:
-            reports.append(FileReport(dropped, "duplicate", detail=f"same content as {key_by_hash[hash_of_key(key)]}"))
-        else:
-            reports.append(FileReport(dropped, "not run", video_key=key, detail="not registered by the sensor"))
-    return reports
+    def _look(
+        self, report: FileReport, seen: DroppedFile | None, keys: set[str], key_by_hash: dict[str | None, str], now: float
+    ) -> None:
+        if seen is None:
+            report.status, report.detail = "not run", "removed from the drop folder before it was taken"
+        elif not seen.is_video:
+            report.status, report.detail = "skipped", "not a video file"
+        elif seen.fingerprint != report.file.fingerprint or report.stable_since is None:
+            report.file, report.stable_since = seen, now
+        elif now - report.stable_since >= STABLE_S:
+            key = self.library.key_for(seen)
+            if key in keys:
+                report.status, report.video_key = "pending", key
+            elif hash_of_key(key) in key_by_hash:
+                report.status, report.detail = "duplicate", f"same content as {key_by_hash[hash_of_key(key)]}"
+            elif now - report.stable_since > self.register_timeout_s:
+                report.status, report.video_key = "not run", key
+                report.detail = (
+                    f"the {SENSOR_NAME} did not take it within {self.register_timeout_s:.0f} s: is the sensor "
+                    f"stopped? Start it in the UI (Automation) or with `dagster sensor start {SENSOR_NAME}`"
+                )
 
+    def _wait_for_runs(self, reports: list[FileReport]) -> None:
+        started = time.monotonic()
+        waiting = {r.video_key: r for r in reports}
+        announced = -1
+        while waiting:
+            self.services.check()
+            for key, report in list(waiting.items()):
+                run = latest_run(self.instance, key)
+                if run is None:
+                    if time.monotonic() - started > RUN_APPEARS_S:
+                        report.status, report.detail = "not run", "registered, but no run was launched"
+                        del waiting[key]
+                elif run.status not in UNFINISHED:
+                    self._outcome(report, run)
+                    del waiting[key]
+                elif self._stuck(run):
+                    report.status = "stuck"
+                    report.detail = (
+                        f"run {run.run_id[:8]} is still {run.status.value} past its max runtime; stopped waiting "
+                        "(see the run in the UI; is its worker alive?)"
+                    )
+                    del waiting[key]
+            if len(waiting) != announced and waiting:
+                self.echo(f"{len(waiting)} video run(s) queued or in progress")
+                announced = len(waiting)
+            time.sleep(POLL_S)
 
-def _wait_for_runs(driver: DagsterDriver, reports: list[FileReport], echo: Echo) -> None:
-    keys = [r.video_key for r in reports if r.status == "pending"]
-    announced = -1
-    while True:
-        driver.launch_queued_runs()
-        running = [k for k in keys if (run := driver.latest_run(k)) and run.status in UNFINISHED]
-        if not running:
-            return
-        if len(running) != announced:
-            echo(f"{len(running)} video run(s) in progress")
-            announced = len(running)
-        time.sleep(1)
+    def _stuck(self, run: dg.DagsterRun) -> bool:
+        """In progress longer than its max runtime allows, and run monitoring has not ended it."""
+        limit = run.tags.get(MAX_RUNTIME_TAG)
+        record = self.instance.get_run_record_by_id(run.run_id)
+        if not limit or record is None or record.start_time is None:
+            return False
+        return time.time() - record.start_time > float(limit) + STUCK_GRACE_S
 
-
-def _fill_outcomes(instance: dg.DagsterInstance, driver: DagsterDriver, reports: list[FileReport]) -> None:
-    for report in (r for r in reports if r.status == "pending"):
-        run = driver.latest_run(report.video_key)
-        if run is None:
-            report.status, report.detail = "not run", "registered, but no run was launched"
-        elif run.status == dg.DagsterRunStatus.SUCCESS:
+    def _outcome(self, report: FileReport, run: dg.DagsterRun) -> None:
+        if run.status == dg.DagsterRunStatus.SUCCESS:
             report.status = "success"
-            metadata = _latest_prediction_metadata(instance, report.video_key)
+            metadata = _latest_prediction_metadata(self.instance, report.video_key)
             report.frames = f"{metadata.get('frames_processed', '?')}/{metadata.get('frames_expected', '?')}"
             report.detections = str(metadata.get("detections", "?"))
             report.detail = f"run {run.run_id[:8]}"
+        elif run.status == dg.DagsterRunStatus.CANCELED:
+            report.status, report.detail = "canceled", f"run {run.run_id[:8]} was canceled"
         else:
-            report.status = "failed" if run.status == dg.DagsterRunStatus.FAILURE else "canceled"
-            report.detail = f"run {run.run_id[:8]}: {_failure_message(instance, run.run_id)}"
+            report.status = "failed"
+            report.detail = f"run {run.run_id[:8]}: {failure_of(self.instance, run.run_id)[0]}"
 
 
 def _latest_prediction_metadata(instance: dg.DagsterInstance, video_key: str) -> dict:
@@ -148,29 +198,18 @@ def _latest_prediction_metadata(instance: dg.DagsterInstance, video_key: str) ->
     return {name: getattr(value, "value", value) for name, value in metadata.items()}
 
 
-def _failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
-    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records
-    for record in records:
-        data = record.event_log_entry.dagster_event.step_failure_data
-        if data.user_failure_data and data.user_failure_data.description:
-            return data.user_failure_data.description
-        if data.error:
-            return data.error.message.strip().splitlines()[-1]
-    return "the run did not succeed (see the run in the UI)"
-
-
 def _build_sql_models(settings: Settings, instance: dg.DagsterInstance, echo: Echo) -> None:
     defs = build_definitions(settings)
     result = dg.materialize(
-        list(defs.assets),
+        list(defs.assets or []),
         selection=dg.AssetSelection.groups(SQL_GROUP),
         instance=instance,
         resources=defs.resources,
         raise_on_error=False,
     )
     built = sorted(e.asset_key.to_user_string() for e in result.get_asset_materialization_events())
-    echo(f"SQL models built into {settings.warehouse_path}: {', '.join(built) or 'none'}"
-         + ("" if result.success else " (some failed; see the run in the UI)"))
+    failed = "" if result.success else " (some failed; see the run in the UI)"
+    echo(f"SQL models built into {settings.warehouse_path}: {', '.join(built) or 'none'}{failed}")
 
 
 def _format(reports: list[FileReport]) -> str:
@@ -179,6 +218,9 @@ def _format(reports: list[FileReport]) -> str:
         (f"{r.file.source}/{r.file.relative_path}", r.status, r.video_key, r.frames, r.detections, r.detail)
         for r in reports
     ]
-    failed = sum(r.status == "failed" for r in reports)
-    succeeded = sum(r.status == "success" for r in reports)
-    return format_table(header, rows) + f"\n{succeeded} succeeded, {failed} failed, {len(reports)} file(s) in all"
+    counts = [
+        f"{n} {'succeeded' if status == 'success' else status}"
+        for status in STATUSES
+        if (n := sum(r.status == status for r in reports))
+    ]
+    return format_table(header, rows) + f"\n{', '.join(counts) or 'nothing'}; {len(reports)} file(s) in all"

@@ -11,6 +11,7 @@ from video_assets.ingest.assets import VIDEO_GROUP, videos_partitions
 from video_assets.ingest.probe import VideoProbe
 from video_assets.predictions.store import PredictionStore
 from video_assets.predictions.writer import WriteSummary
+from video_assets.runs import limit_runtime
 
 
 FRAME_PREDICTIONS = dg.AssetKey("frame_predictions")
@@ -40,12 +41,16 @@ def build_frame_predictions(after: Sequence[dg.AssetKey] = (), workflow_version:
     ) -> dg.MaterializeResult:
         started = time.monotonic()
         try:
+            limit_runtime(context, backend.max_runtime_s(raw_video))
             identity = backend.identity()
             with store.writer(raw_video, identity, backend.frames_expected(raw_video)) as writer:
                 backend.predict(raw_video, writer, context.log)
                 summary = writer.commit()
         except VideoError as exc:
             raise as_failure(exc) from exc
+        except dg.DagsterExecutionInterruptedError:
+            # Terminated (from the UI, or by run monitoring): without this, the RetryPolicy would run it again.
+            raise dg.Failure(description="The run was terminated while processing this video.", allow_retries=False) from None
         elapsed = time.monotonic() - started
         if summary.frames_missing:
             context.log.warning(

@@ -100,9 +100,9 @@ class Camera:
         if isinstance(resolved, str):
             text = text.replace(resolved, self.display_url)
             secrets.append(urlsplit(resolved).password)
-        for secret in secrets:
-            if secret and len(secret) >= 3:
-                text = text.replace(secret, "***")
+        for value in secrets:
+            if value and len(value) >= 3:
+                text = text.replace(value, "***")
         return text
 
     def capture_options(self) -> str:

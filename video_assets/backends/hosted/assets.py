@@ -16,6 +16,7 @@ from video_assets.backends.resource import BackendSwitch
 from video_assets.failures import as_failure
 from video_assets.ingest.assets import VIDEO_GROUP, videos_partitions
 from video_assets.ingest.probe import VideoProbe
+from video_assets.runs import limit_runtime
 
 
 @dg.asset(
@@ -28,6 +29,7 @@ def uploaded_video(context: dg.AssetExecutionContext, raw_video: VideoProbe, bac
     hosted = _hosted(context, backend)
     if hosted is None:
         return _not_used(backend)
+    limit_runtime(context, hosted.max_runtime_s(raw_video))
     row = _step(hosted.upload, raw_video, context)
     return dg.MaterializeResult(
         metadata={
@@ -51,6 +53,7 @@ def inference_job(context: dg.AssetExecutionContext, raw_video: VideoProbe, back
     hosted = _hosted(context, backend)
     if hosted is None:
         return _not_used(backend)
+    limit_runtime(context, hosted.max_runtime_s(raw_video))
     estimate = hosted.estimate(raw_video)
     recorded = hosted.job(raw_video)
     if recorded is None or recorded.job_id is None:

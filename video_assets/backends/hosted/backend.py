@@ -23,6 +23,7 @@ from video_assets.backends.base import (
     BackendError,
     BackendIdentity,
     BackendKind,
+    STARTUP_ALLOWANCE_S,
     BuildContext,
     FramePrediction,
     PredictionSink,
@@ -162,6 +163,10 @@ class HostedBackend(VideoBackend):
 
     def frames_expected(self, video: VideoProbe) -> int:
         return sampled_frames(video.media.frame_count, video.media.fps, self.fps_for(video))
+
+    def max_runtime_s(self, video: VideoProbe) -> float:
+        """Waiting for the job (VIDEO_ASSETS_HOSTED_TIMEOUT), then fetching and writing its results."""
+        return STARTUP_ALLOWANCE_S + self.options.timeout_s + 2 * self.options.retry.read_timeout_s
 
     def estimate(self, video: VideoProbe) -> SpendEstimate:
         frames = self.frames_expected(video)

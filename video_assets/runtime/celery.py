@@ -1,0 +1,71 @@
+"""The Celery app that carries runs from Dagster's run queue to the run workers, configured in one place.
+
+On one machine the broker and the result backend are folders under VIDEO_ASSETS_HOME/state/celery
+(kombu's filesystem transport and Celery's file result backend): nothing to install or start, and the
+filesystem transport implements fanout, so run termination (a broadcast `revoke`) reaches the workers.
+The same settings render the `run_launcher` section of the instance's dagster.yaml (read by the daemon
+and the webserver, which send runs) and build the app the workers load (which receive them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from video_assets.settings import Settings
+
+QUEUE = "dagster"  # dagster-celery's default queue; a run's `dagster-celery/queue` tag picks another
+POLL_S = 0.1  # how often an idle worker looks for a new run (the filesystem transport polls)
+
+
+def celery_folder(settings: Settings) -> Path:
+    return settings.state_dir / "celery"
+
+
+def launcher_config(settings: Settings) -> dict[str, Any]:
+    """The run launcher's config (dagster.yaml), which is also the workers' app configuration."""
+    folder = celery_folder(settings)
+    return {
+        "broker": "filesystem://",
+        "backend": f"file://{folder / 'results'}",
+        "default_queue": QUEUE,
+        "config_source": {
+            "broker_transport_options": {
+                "data_folder_in": str(folder / "queue"),
+                "data_folder_out": str(folder / "queue"),
+                "control_folder": str(folder / "control"),
+                "processed_folder": str(folder / "processed"),
+                "store_processed": False,
+                "polling_interval": POLL_S,
+            },
+            "broker_connection_retry_on_startup": True,
+            "worker_prefetch_multiplier": 1,  # a worker process takes one run at a time
+            "worker_max_tasks_per_child": settings.worker_max_runs,  # then it is replaced (bounds leaks)
+            "worker_proc_alive_timeout": 120,  # a new worker process imports `inference` before it reports
+            "worker_hijack_root_logger": False,
+            "result_expires": 7 * 24 * 3600,
+        },
+    }
+
+
+def prepare_folders(settings: Settings) -> None:
+    folder = celery_folder(settings)
+    for name in ("queue", "control", "processed", "results"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+
+
+def make_celery_app(settings: Settings) -> Any:
+    """The app the launcher sends runs with, built from the same config (dagster_celery's own factory)."""
+    from dagster_celery.config import DEFAULT_CONFIG
+    from dagster_celery.make_app import make_app
+
+    config = launcher_config(settings)
+    return make_app(
+        app_args={
+            "broker": config["broker"],
+            "backend": config["backend"],
+            "include": [],
+            "config_source": {**DEFAULT_CONFIG, **config["config_source"]},
+            "task_default_queue": config["default_queue"],
+        }
+    )

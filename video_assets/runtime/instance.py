@@ -1,0 +1,91 @@
+"""The persistent Dagster instance under VIDEO_ASSETS_HOME that the CLI, the daemon, the webserver and
+the run workers share, and its dagster.yaml, written from the settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+
+from video_assets.runtime.celery import launcher_config, prepare_folders
+from video_assets.settings import REPO_DIR, Settings
+
+WORKSPACE_FILE = REPO_DIR / "workspace.yaml"
+MANAGED = "# Managed by video-assets: rewritten from its settings at every start. Delete this line to keep your own edits."
+RUN_MONITOR_POLL_S = 2  # how often the daemon checks that each run's worker is alive
+START_TIMEOUT_S = 180  # a run not started by a worker by then is failed (no worker is listening?)
+CANCEL_TIMEOUT_S = 60  # a run still CANCELING by then is marked CANCELED
+DEFAULT_MAX_RUNTIME_S = 24 * 3600
+
+
+def instance_config(settings: Settings) -> dict[str, Any]:
+    """dagster.yaml: the run queue, the Celery run launcher, run monitoring, the `duckdb` pool."""
+    runs = settings.workers
+    return {
+        "telemetry": {"enabled": False},
+        "run_coordinator": {
+            "module": "dagster.core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+            "config": {"dequeue_interval_seconds": 1},
+        },
+        "run_launcher": {"module": "video_assets.runtime.launcher", "class": "RunLauncher", "config": launcher_config(settings)},
+        "run_monitoring": {
+            "enabled": True,
+            "poll_interval_seconds": RUN_MONITOR_POLL_S,
+            "start_timeout_seconds": START_TIMEOUT_S,
+            "cancel_timeout_seconds": CANCEL_TIMEOUT_S,
+            "max_resume_run_attempts": 0,  # a run whose worker died fails, and the backfill re-runs it
+            # A backstop for runs without their own limit (video runs set `dagster/max_runtime` from the video).
+            "max_runtime_seconds": DEFAULT_MAX_RUNTIME_S,
+        },
+        "concurrency": {
+            # One run per video, one worker process per run.
+            "runs": {
+                "max_concurrent_runs": runs,
+                # Backfills (the nightly schedule's and the UI's) leave room for newly dropped videos.
+                "tag_concurrency_limits": [
+                    {"key": "video_assets/backfill", "limit": max(1, runs - 1)},
+                    {"key": "dagster/backfill", "limit": max(1, runs - 1)},
+                ],
+            },
+            # The SQL models share pool "duckdb": one writer of the warehouse at a time.
+            "pools": {"default_limit": 1},
+        },
+    }
+
+
+def prepare_environment(settings: Settings) -> None:
+    """Create the folders, write dagster.yaml, and point this process (and what it starts) at them."""
+    for folder in (settings.inbox, settings.predictions_dir, settings.dagster_home, settings.state_dir, settings.logs_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    prepare_folders(settings)
+    write_instance_yaml(settings)
+    # What this process starts (daemon, workers, webserver) loads the same settings.
+    os.environ["VIDEO_ASSETS_HOME"] = str(settings.home)
+    os.environ["VIDEO_ASSETS_SENSOR_INTERVAL"] = str(settings.sensor_interval_s)
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    # Create (or migrate) the instance's storage here, once: processes that create it at the same
+    # time can leave its SQLite schema version in a state none of them can read.
+    with dg.DagsterInstance.get():
+        pass
+
+
+def write_instance_yaml(settings: Settings) -> Path:
+    """Write dagster.yaml unless a person took it over (removed the MANAGED line)."""
+    path = settings.dagster_home / "dagster.yaml"
+    if path.exists() and MANAGED not in path.read_text():
+        return path
+    body = yaml.safe_dump(instance_config(settings), sort_keys=False)
+    path.write_text(f"{MANAGED}\n{body}")
+    return path
+
+
+def workspace_file() -> Path:
+    if not WORKSPACE_FILE.exists():
+        raise FileNotFoundError(
+            f"{WORKSPACE_FILE} is missing: install video-assets from a checkout (`pip install -e .`)."
+        )
+    return WORKSPACE_FILE

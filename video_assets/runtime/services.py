@@ -1,0 +1,195 @@
+"""The local services runs need, started as child processes and stopped without leaving any behind.
+
+- the Dagster daemon (`dagster-daemon run`): sensor and schedule ticks, the run queue, backfills,
+  run monitoring; `video-assets process` follows its progress through the instance;
+- the run workers (`celery ... worker`): long-lived processes that execute runs;
+- for `video-assets dev`, the webserver (`dagster-webserver`).
+
+Each service runs in its own process group with its output in VIDEO_ASSETS_HOME/logs/<name>.log; on
+exit every group gets SIGTERM, and SIGKILL whatever is still alive a few seconds later. One set of
+services per instance: whoever starts them holds `state/services.lock`, and a second `process` (or a
+`process` next to a running `dev`) uses the running ones instead of starting its own.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Iterator
+
+import dagster as dg
+
+from video_assets.runtime.celery import QUEUE, celery_folder
+from video_assets.runtime.instance import workspace_file
+from video_assets.settings import Settings
+
+STOP_GRACE_S = 6.0  # after SIGTERM, then SIGKILL: `dev` must be gone within 10 s of Ctrl-C
+WORKER_ERROR_FILE = "worker-error.txt"  # a worker process that cannot start writes why here
+
+
+class ServiceError(RuntimeError):
+    """A service could not start or died; the message says which, why, and where its log is."""
+
+
+@dataclass
+class Service:
+    name: str
+    command: list[str]
+    log_path: Path
+    graceful: bool = True  # False: killed at once (run workers: their runs are failed explicitly instead)
+    process: subprocess.Popen | None = None
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    def start(self, env: dict[str, str]) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")
+        # A process group of its own: a terminal's Ctrl-C reaches us only, and we stop the group whole.
+        self.process = subprocess.Popen(
+            self.command, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+
+    def exit_code(self) -> int | None:
+        return self.process.poll() if self.process else None
+
+    def terminate(self) -> None:
+        """Ask the service to stop: its own children (code servers, worker processes) are its to stop."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+
+    def kill_group(self) -> None:
+        """Whatever of the service's process group is still alive."""
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def close(self) -> None:
+        if self._log:
+            self._log.close()
+
+
+class Services:
+    """Services this process started (or none, when another process already runs them)."""
+
+    def __init__(self, settings: Settings, services: list[Service]):
+        self.settings = settings
+        self.services = services
+
+    def check(self) -> None:
+        """Raise ServiceError if a service died or the run workers cannot start."""
+        error_file = celery_folder(self.settings) / WORKER_ERROR_FILE
+        if error_file.exists():
+            raise ServiceError(f"The run workers cannot start: {error_file.read_text().strip()}")
+        for service in self.services:
+            code = service.exit_code()
+            if code is not None:
+                raise ServiceError(f"The {service.name} stopped (exit code {code}); see {service.log_path}:\n{_tail(service.log_path)}")
+
+    def stop(self) -> None:
+        """Stop every service within STOP_GRACE_S; fail the runs the run workers had in progress."""
+        for service in self.services:
+            service.terminate() if service.graceful else service.kill_group()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for service in self.services:
+            assert service.process is not None
+            try:
+                service.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                pass
+            service.kill_group()
+            service.process.wait()
+            service.close()
+        if any(not service.graceful for service in self.services):
+            fail_interrupted_runs()
+
+
+def fail_interrupted_runs() -> None:
+    """Runs the stopped workers had in progress can never finish: record them as failed (the nightly
+    backfill retries them) instead of leaving them STARTED until their max runtime."""
+    with dg.DagsterInstance.get() as instance:
+        in_progress = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+        for run in instance.get_runs(filters=dg.RunsFilter(statuses=in_progress)):
+            if run.status == dg.DagsterRunStatus.CANCELING:
+                instance.report_run_canceled(run, "Its run worker was stopped while the run was being canceled.")
+            else:
+                instance.report_run_failed(run, "Its run worker was stopped (video-assets exited) during the run.")
+
+
+@contextmanager
+def local_services(settings: Settings, webserver_args: list[str] | None = None) -> Iterator[Services]:
+    """The daemon and the run workers (and the webserver when `webserver_args` is given), for this block.
+
+    If another process already runs this instance's services, they are used as they are.
+    """
+    lock_path = settings.state_dir / "services.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield Services(settings, [])  # e.g. `video-assets dev` is running: its daemon and workers serve us
+            return
+        (celery_folder(settings) / WORKER_ERROR_FILE).unlink(missing_ok=True)
+        services = [daemon(settings), run_workers(settings)]
+        if webserver_args is not None:
+            services.append(webserver(settings, webserver_args))
+        env = dict(os.environ)  # prepare_environment() has set VIDEO_ASSETS_HOME and DAGSTER_HOME
+        running = Services(settings, [])
+        try:
+            for service in services:
+                service.start(env)
+                running.services.append(service)
+            yield running
+        finally:
+            running.stop()
+
+
+def daemon(settings: Settings) -> Service:
+    return Service("Dagster daemon", [_bin("dagster-daemon"), "run", "-w", str(workspace_file())], settings.logs_dir / "daemon.log")
+
+
+def run_workers(settings: Settings, queues: tuple[str, ...] = (QUEUE,), concurrency: int | None = None) -> Service:
+    """One Celery worker with `concurrency` processes (one per core by default), each taking one run at a time."""
+    command = [
+        _bin("celery"), "--app", "video_assets.runtime.worker", "worker",
+        f"--concurrency={concurrency or settings.workers}",
+        f"--queues={','.join(queues)}",
+        f"--hostname=video-assets-{os.getpid()}@{socket.gethostname()}",
+        "--loglevel=INFO",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+    return Service("run workers", command, settings.logs_dir / "workers.log", graceful=False)
+
+
+def webserver(settings: Settings, args: list[str]) -> Service:
+    command = [_bin("dagster-webserver"), "-w", str(workspace_file()), *args]
+    return Service("Dagster webserver", command, settings.logs_dir / "webserver.log")
+
+
+def record_worker_error(settings: Settings, message: str) -> None:
+    """Called by a worker process that cannot start: the CLI shows this instead of waiting forever."""
+    path = celery_folder(settings) / WORKER_ERROR_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(message)
+
+
+def _bin(name: str) -> str:
+    """A console script of this virtualenv (beside the running interpreter)."""
+    return str(Path(sys.executable).with_name(name))
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

@@ -1,0 +1,45 @@
+"""A run worker: the Celery app that `celery --app video_assets.runtime.worker worker` serves.
+
+Each worker process executes whole runs in-process (dagster-celery's `execute_job` task) and lives on
+between runs: what the configured backend needs (`inference`, for self-hosted workflows) is imported
+once per process, when it starts and before it takes a run, so a short clip costs its frames, not a
+fresh interpreter. Celery replaces a process after VIDEO_ASSETS_WORKER_MAX_RUNS runs (bounding leaks)
+and when it dies (a decoder that crashes kills only its own run).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.signals import worker_process_init
+from dagster_celery.tasks import create_execute_job_task, create_resume_job_task
+
+from video_assets.backends.registry import backend_kind
+from video_assets.backends.resource import Backend
+from video_assets.predictions.defs import backend_config
+from video_assets.runtime.celery import make_celery_app
+from video_assets.runtime.services import record_worker_error
+from video_assets.settings import Settings
+
+settings = Settings.from_env()
+app = make_celery_app(settings)
+execute_job = create_execute_job_task(app)
+resume_job = create_resume_job_task(app)
+
+
+@worker_process_init.connect
+def warm_up(**_: Any) -> None:
+    """Before the first run: load the code location and import what the configured backend runs with.
+
+    A failure is written where `video-assets process` looks, so it says why instead of waiting.
+    """
+    try:
+        from video_assets.definitions import defs
+
+        defs()
+        kind = backend_kind(settings.backend.kind)
+        if kind.warm_up is not None:
+            kind.warm_up(Backend(**backend_config(settings)))
+    except BaseException as exc:
+        record_worker_error(settings, f"{type(exc).__name__}: {exc}")
+        raise
