@@ -166,6 +166,7 @@ def run_workers(settings: Settings, queues: tuple[str, ...] = (QUEUE,), concurre
         f"--queues={','.join(queues)}",
         f"--hostname=video-assets-{os.getpid()}@{socket.gethostname()}",
         "--loglevel=INFO",
+        "--optimization=fair",  # a reserved run goes to a process that is free
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip
     return Service("run workers", command, settings.logs_dir / "workers.log", graceful=False)
