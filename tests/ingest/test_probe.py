@@ -2,17 +2,16 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import FIXED_MTIME, sample
 from video_assets.ingest.probe import UnreadableVideoError, probe_media
 
 
-def test_probe_reads_timing_and_format(samples_dir) -> None:
+def test_probe_reads_timing_and_format(samples_dir, sample, fixed_mtime) -> None:
     info = probe_media(samples_dir / "two_walkers.mp4")
     walkers = sample("two_walkers.mp4")
     assert (info.fps, info.frame_count, info.width, info.height, info.codec) == (15.0, walkers.frames, 640, 360, "h264")
     assert info.duration_s == pytest.approx(walkers.frames / walkers.fps)
     # No creation_time tag: the recording is taken to end at the file's mtime.
-    assert info.recorded_at == datetime.fromtimestamp(FIXED_MTIME - info.duration_s, tz=timezone.utc)
+    assert info.recorded_at == datetime.fromtimestamp(fixed_mtime - info.duration_s, tz=timezone.utc)
 
 
 @pytest.mark.parametrize(

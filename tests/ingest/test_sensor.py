@@ -7,7 +7,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from conftest import drop_sample
 from video_assets.definitions import build_definitions
 from video_assets.ingest.keys import hash_of_key
 from video_assets.ingest.sensor import FILE_TAG, SENSOR_NAME, SOURCE_TAG
@@ -34,9 +33,9 @@ class SensorHarness:
         return {r.partition_key: r for r in result.run_requests}
 
 
-def test_stable_videos_become_partitions_and_runs(settings, defs, instance, samples_dir) -> None:
-    drop_sample(settings, samples_dir, "two_walkers.mp4")
-    drop_sample(settings, samples_dir, "one_runner.mp4", as_name="cam 1/one runner.mp4")
+def test_stable_videos_become_partitions_and_runs(settings, defs, instance, samples_dir, drop_sample) -> None:
+    drop_sample("two_walkers.mp4")
+    drop_sample("one_runner.mp4", as_name="cam 1/one runner.mp4")
     (settings.inbox / "notes.txt").write_text("not a video")
     for ignored in (".hidden.mp4", "upload.mp4.part", "draft.mp4~", "~lock.mp4", "x.mp4.crdownload"):
         shutil.copy(samples_dir / "empty_hallway.mp4", settings.inbox / ignored)
@@ -63,13 +62,13 @@ def test_stable_videos_become_partitions_and_runs(settings, defs, instance, samp
     assert third.run_requests == [] and third.skip_reason.skip_message == "No new videos."
 
 
-def test_identical_content_is_processed_once(settings, defs, instance, samples_dir) -> None:
-    drop_sample(settings, samples_dir, "two_walkers.mp4", as_name="a.mp4")
-    drop_sample(settings, samples_dir, "two_walkers.mp4", as_name="b copy.mp4")
+def test_identical_content_is_processed_once(defs, instance, drop_sample) -> None:
+    drop_sample("two_walkers.mp4", as_name="a.mp4")
+    drop_sample("two_walkers.mp4", as_name="b copy.mp4")
     harness = SensorHarness(defs, instance)
     harness.tick()
     assert len(harness.tick().run_requests) == 1
-    drop_sample(settings, samples_dir, "two_walkers.mp4", as_name="later/c.mp4")
+    drop_sample("two_walkers.mp4", as_name="later/c.mp4")
     harness.tick()
     assert harness.tick().run_requests == []
     assert len(instance.get_dynamic_partitions("videos")) == 1
@@ -91,12 +90,12 @@ def test_a_file_being_written_is_waited_for(settings, defs, instance, samples_di
     assert hash_of_key(request.partition_key) == _sha256(target)[:12]
 
 
-def test_a_changed_file_becomes_a_new_video(settings, defs, instance, samples_dir) -> None:
+def test_a_changed_file_becomes_a_new_video(settings, defs, instance, drop_sample) -> None:
     harness = SensorHarness(defs, instance)
-    drop_sample(settings, samples_dir, "one_runner.mp4", as_name="clip.mp4")
+    drop_sample("one_runner.mp4", as_name="clip.mp4")
     harness.tick()
     [first] = harness.tick().run_requests
-    os.replace(drop_sample(settings, samples_dir, "empty_hallway.mp4", as_name="tmp/x.mp4"), settings.inbox / "clip.mp4")
+    os.replace(drop_sample("empty_hallway.mp4", as_name="tmp/x.mp4"), settings.inbox / "clip.mp4")
     harness.tick()
     [second] = harness.tick().run_requests
     assert first.partition_key != second.partition_key
@@ -115,8 +114,8 @@ def test_every_drop_folder_tags_its_source(tmp_path, instance, samples_dir) -> N
     assert request.tags[SOURCE_TAG] == "dock" and request.tags[FILE_TAG] == "truck.mp4"
 
 
-def test_cursor_is_valid_json_with_a_watermark(settings, defs, instance, samples_dir) -> None:
-    drop_sample(settings, samples_dir, "two_walkers.mp4")
+def test_cursor_is_valid_json_with_a_watermark(defs, instance, drop_sample) -> None:
+    drop_sample("two_walkers.mp4")
     harness = SensorHarness(defs, instance)
     harness.tick()
     harness.tick()

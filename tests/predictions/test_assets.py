@@ -1,55 +1,22 @@
 """raw_video -> frame_predictions -> video_summary, materialized on a real instance with real files."""
 
-from datetime import timedelta
-
-import dagster as dg
 import duckdb
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 
-from conftest import FIXED_MTIME, drop_sample, sample
-from video_assets.ingest.files import scan_drop_folders
-from video_assets.ingest.library import VideoLibrary
-
-
-def register(settings, instance) -> dict[str, str]:
-    """What the sensor does for each stable file: file name -> partition key."""
-    library = VideoLibrary.from_settings(settings)
-    keys = {f.relative_path: library.key_for(f) for f in scan_drop_folders(settings.drop_folders)}
-    instance.add_dynamic_partitions("videos", list(keys.values()))
-    return keys
-
-
-def materialize(defs, instance, key=None, names=("raw_video", "frame_predictions")):
-    return dg.materialize(
-        [defs.get_assets_def(n) for n in names],
-        partition_key=key,
-        instance=instance,
-        resources=defs.resources,
-        raise_on_error=False,
-    )
-
-
-def failure_message(result) -> str:
-    return "\n".join(
-        e.step_failure_data.user_failure_data.description
-        for e in result.all_events
-        if e.is_step_failure and e.step_failure_data.user_failure_data
-    )
-
 
 @pytest.fixture
-def processed(settings, defs, instance, samples_dir):
+def processed(settings, defs, drop_sample, register, materialize):
     for name in ("two_walkers.mp4", "empty_hallway.mp4"):
-        drop_sample(settings, samples_dir, name)
+        drop_sample(name)
     (settings.inbox / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
     (settings.inbox / "zero.mp4").write_bytes(b"")
-    keys = register(settings, instance)
-    return keys, {name: materialize(defs, instance, key) for name, key in keys.items()}
+    keys = register()
+    return keys, {name: materialize(defs, key) for name, key in keys.items()}
 
 
-def test_good_videos_land_as_parquet_with_every_frame(processed, settings, instance) -> None:
+def test_good_videos_land_as_parquet_with_every_frame(processed, settings, sample, fixed_mtime) -> None:
     keys, results = processed
     walkers = sample("two_walkers.mp4")
     assert results["two_walkers.mp4"].success and results["empty_hallway.mp4"].success
@@ -69,13 +36,13 @@ def test_good_videos_land_as_parquet_with_every_frame(processed, settings, insta
     walker_detections = detections.filter(pc.field("video_id") == keys["two_walkers.mp4"])
     assert meta["detections"] == walker_detections.num_rows == pc.sum(walker_frames.column("detection_count")).as_py()
     first = walker_frames.filter(pc.field("frame_idx") == 0).to_pylist()[0]
-    assert first["frame_ts"].timestamp() == pytest.approx(FIXED_MTIME - walkers.frames / walkers.fps)
+    assert first["frame_ts"].timestamp() == pytest.approx(fixed_mtime - walkers.frames / walkers.fps)
     hallway = frames.filter(pc.field("video_id") == keys["empty_hallway.mp4"])
     assert hallway.num_rows == sample("empty_hallway.mp4").frames  # processed, nothing detected
     assert pc.sum(hallway.column("detection_count")).as_py() == 0
 
 
-def test_bad_files_fail_only_their_own_partition(processed, settings) -> None:
+def test_bad_files_fail_only_their_own_partition(processed, settings, failure_message) -> None:
     keys, results = processed
     assert not results["corrupt.mp4"].success and not results["zero.mp4"].success
     assert "corrupt.mp4 cannot be decoded as video" in failure_message(results["corrupt.mp4"])
@@ -84,9 +51,9 @@ def test_bad_files_fail_only_their_own_partition(processed, settings) -> None:
     assert written == {f"video_id={keys['two_walkers.mp4']}", f"video_id={keys['empty_hallway.mp4']}"}
 
 
-def test_summary_model_matches_an_independent_count(processed, settings, defs, instance) -> None:
+def test_summary_model_matches_an_independent_count(processed, settings, defs, materialize, sample) -> None:
     keys, _ = processed
-    result = materialize(defs, instance, names=("video_summary",))
+    result = materialize(defs, names=("video_summary",))
     assert result.success
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
         rows = conn.execute(
@@ -110,18 +77,9 @@ def test_summary_model_matches_an_independent_count(processed, settings, defs, i
     assert sorted(rows) == sorted(expected)
 
 
-def test_rerun_replaces_instead_of_duplicating(processed, settings, defs, instance) -> None:
+def test_rerun_replaces_instead_of_duplicating(processed, settings, defs, materialize) -> None:
     keys, _ = processed
     before = ds.dataset(settings.predictions_dir / "detections", format="parquet").count_rows()
-    assert materialize(defs, instance, keys["two_walkers.mp4"]).success
+    assert materialize(defs, keys["two_walkers.mp4"]).success
     assert ds.dataset(settings.predictions_dir / "detections", format="parquet").count_rows() == before
 
-
-def test_a_file_moved_away_after_registration_fails_with_what_to_do(settings, defs, instance, samples_dir) -> None:
-    path = drop_sample(settings, samples_dir, "one_runner.mp4")
-    key = register(settings, instance)["one_runner.mp4"]
-    path.rename(settings.home / "elsewhere.mp4")
-    result = materialize(defs, instance, key)
-    assert not result.success
-    message = failure_message(result)
-    assert f"matches video '{key}'" in message and "put the original back" in message

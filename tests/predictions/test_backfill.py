@@ -1,5 +1,6 @@
 """The nightly backfill schedule: exactly the missing, failed and stale videos, in bounded batches."""
 
+import dataclasses
 import json
 import uuid
 from datetime import datetime, timezone
@@ -8,24 +9,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from conftest import drop_sample
 from video_assets.backends.self_hosted import DEFAULT_WORKFLOW_FILE, SelfHostedBackend
 from video_assets.definitions import build_definitions
-from video_assets.ingest.files import scan_drop_folders
-from video_assets.ingest.library import VideoLibrary
 from video_assets.predictions.backfill import REASON_TAG, SCHEDULE_NAME, classify_partitions
 
 NIGHT = datetime(2026, 11, 27, 2, 0, tzinfo=timezone.utc)
-
-
-def keys_by_file(settings) -> dict[str, str]:
-    library = VideoLibrary.from_settings(settings)
-    return {f.relative_path: library.key_for(f) for f in scan_drop_folders(settings.drop_folders)}
-
-
-def run_videos(defs: dg.Definitions, instance, key: str) -> dg.ExecuteInProcessResult:
-    assets = [defs.get_assets_def("raw_video"), defs.get_assets_def("frame_predictions")]
-    return dg.materialize(assets, partition_key=key, instance=instance, resources=defs.resources, raise_on_error=False)
 
 
 def evaluate_schedule(defs: dg.Definitions, instance):
@@ -35,36 +23,34 @@ def evaluate_schedule(defs: dg.Definitions, instance):
         return defs.get_schedule_def(SCHEDULE_NAME)(context)
 
 
-def add_run(instance, key: str, status: dg.DagsterRunStatus) -> None:
-    """A run record in a given state (what a crashed or still-running run leaves behind)."""
-    instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", run_id=str(uuid.uuid4()), status=status,
-                                   tags={"dagster/partition": key}))
+def add_run(instance, key: str, status: dg.DagsterRunStatus) -> dg.DagsterRun:
+    """A run record in a given state (what a crashed, still-running or queued run leaves behind)."""
+    return instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", run_id=str(uuid.uuid4()), status=status,
+                                          tags={"dagster/partition": key}))
 
 
 @pytest.fixture
-def mixed(settings, instance, samples_dir, tmp_path):
+def mixed(settings, instance, drop_sample, register, materialize, with_backend, tmp_path):
     """done, stale, missing, failed (transient), failed (permanent), given up, in progress."""
     for name in ("two_walkers.mp4", "one_runner.mp4", "empty_hallway.mp4"):
-        drop_sample(settings, samples_dir, name)
-    drop_sample(settings, samples_dir, "two_walkers.mp4", as_name="flaky/two_walkers.mp4")
+        drop_sample(name)
+    drop_sample("two_walkers.mp4", as_name="flaky/two_walkers.mp4")
     (settings.inbox / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 30)
     (settings.inbox / "gone.mp4").write_bytes(b"gone" * 100)
     (settings.inbox / "busy.mp4").write_bytes(b"busy" * 100)
-    keys = keys_by_file(settings)
-    instance.add_dynamic_partitions("videos", list(keys.values()))
+    keys = register()
 
     current = build_definitions(settings)
-    assert run_videos(current, instance, keys["two_walkers.mp4"]).success
+    assert materialize(current, keys["two_walkers.mp4"]).success
     older = json.loads(Path(DEFAULT_WORKFLOW_FILE).read_text())
     older["steps"][0]["threshold"] = 24
     (tmp_path / "older.json").write_text(json.dumps(older))
-    assert run_videos(build_definitions(settings, SelfHostedBackend(workflow_file=str(tmp_path / "older.json"))),
-                      instance, keys["one_runner.mp4"]).success
+    assert materialize(build_definitions(with_backend(workflow_file=str(tmp_path / "older.json"))),
+                       keys["one_runner.mp4"]).success
     broken = tmp_path / "broken.json"
     broken.write_text("{")
-    flaky = run_videos(build_definitions(settings, SelfHostedBackend(workflow_file=str(broken))), instance,
-                       keys["flaky/two_walkers.mp4"])
-    corrupt = run_videos(current, instance, keys["corrupt.mp4"])
+    flaky = materialize(build_definitions(with_backend(workflow_file=str(broken))), keys["flaky/two_walkers.mp4"])
+    corrupt = materialize(current, keys["corrupt.mp4"])
     for _ in range(3):
         add_run(instance, keys["gone.mp4"], dg.DagsterRunStatus.FAILURE)
     add_run(instance, keys["busy.mp4"], dg.DagsterRunStatus.STARTED)
@@ -102,40 +88,39 @@ def test_the_schedule_requests_exactly_the_missing_failed_and_stale_videos(mixed
     ]
     assert all(r.run_key == f"2026-11-27T02:00:{r.partition_key}" for r in requests)
 
-    small = build_definitions(type(settings)(**{**settings.__dict__, "backfill_batch": 2}))
+    small = build_definitions(dataclasses.replace(settings, backfill_batch=2))
     assert [r.tags[REASON_TAG] for r in evaluate_schedule(small, instance)] == ["failed", "missing"]
 
 
-def test_nothing_to_do_is_a_skip_that_lists_what_is_not_retried(settings, instance, samples_dir) -> None:
-    drop_sample(settings, samples_dir, "one_runner.mp4")
+def test_nothing_to_do_is_a_skip_that_lists_what_is_not_retried(settings, defs, instance, drop_sample, register, materialize) -> None:
+    drop_sample("one_runner.mp4")
     (settings.inbox / "corrupt.mp4").write_bytes(b"junk" * 100)
-    keys = keys_by_file(settings)
-    instance.add_dynamic_partitions("videos", list(keys.values()))
-    defs = build_definitions(settings)
+    keys = register()
     for key in keys.values():
-        run_videos(defs, instance, key)
+        materialize(defs, key)
     skip = evaluate_schedule(defs, instance)
     assert isinstance(skip, dg.SkipReason)
     assert "1 done, 1 given_up; requesting 0 run(s)" in skip.skip_message
     assert f"not retried: {keys['corrupt.mp4']}:" in skip.skip_message
 
 
-def test_a_workflow_change_makes_dagster_mark_exactly_the_old_partitions_stale(settings, instance, samples_dir, tmp_path) -> None:
+def test_a_workflow_change_makes_dagster_mark_exactly_the_old_partitions_stale(
+    settings, instance, drop_sample, register, materialize, with_backend, tmp_path
+) -> None:
     from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
     from dagster._core.loader import LoadingContextForTest
 
     for name in ("one_runner.mp4", "empty_hallway.mp4"):
-        drop_sample(settings, samples_dir, name)
-    keys = keys_by_file(settings)
-    instance.add_dynamic_partitions("videos", list(keys.values()))
+        drop_sample(name)
+    keys = register()
     before = build_definitions(settings)
     for key in keys.values():
-        assert run_videos(before, instance, key).success
+        assert materialize(before, key).success
     changed = json.loads(Path(DEFAULT_WORKFLOW_FILE).read_text())
     changed["steps"][0]["threshold"] = 20
     (tmp_path / "changed.json").write_text(json.dumps(changed))
-    after = build_definitions(settings, SelfHostedBackend(workflow_file=str(tmp_path / "changed.json")))
-    assert run_videos(after, instance, keys["one_runner.mp4"]).success  # re-run one video with the new workflow
+    after = build_definitions(with_backend(workflow_file=str(tmp_path / "changed.json")))
+    assert materialize(after, keys["one_runner.mp4"]).success  # re-run one video with the new workflow
 
     graph = after.resolve_asset_graph()
     resolver = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
@@ -143,3 +128,4 @@ def test_a_workflow_change_makes_dagster_mark_exactly_the_old_partitions_stale(s
     assert status == {"one_runner.mp4": StaleStatus.FRESH, "empty_hallway.mp4": StaleStatus.STALE}
     [cause] = resolver.get_stale_causes(dg.AssetKey("frame_predictions"), keys["empty_hallway.mp4"])
     assert "code version" in cause.reason
+

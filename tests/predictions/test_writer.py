@@ -86,13 +86,17 @@ def test_frames_out_of_order_are_rejected(tmp_path: Path) -> None:
 def test_a_killed_writer_leaves_no_partial_parquet(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
-        import sys, time
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_writer import IDENTITY, frame, probe
+        import time
+        from datetime import datetime, timezone
+        from pathlib import Path
+        from video_assets.backends.base import BackendIdentity, Detection, FramePrediction
+        from video_assets.ingest.probe import MediaInfo, VideoProbe
         from video_assets.predictions.writer import PredictionWriter
-        writer = PredictionWriter(__import__("pathlib").Path({str(tmp_path)!r}), probe(100000), IDENTITY, flush_every=50)
+        media = MediaInfo(10000.0, 10.0, 100000, 640, 360, "h264", datetime(2026, 1, 2, tzinfo=timezone.utc))
+        video = VideoProbe("clip.mp4-0123456789ab", "inbox", "clip.mp4", "/in/clip.mp4", 1234, "0" * 64, media)
+        writer = PredictionWriter(Path({str(tmp_path)!r}), video, BackendIdentity("self_hosted", "inline:test"), flush_every=50)
         for i in range(100000):
-            writer.add_frame(frame(i))
+            writer.add_frame(FramePrediction(i, i / 10, (Detection("person", 0, 0.9, 10.0, 20.0, 4.0, 8.0, tracker_id=7),)))
             if i == 500:
                 print("row groups on disk", flush=True)
                 time.sleep(60)
