@@ -129,3 +129,37 @@ def test_a_workflow_change_makes_dagster_mark_exactly_the_old_partitions_stale(
     [cause] = resolver.get_stale_causes(dg.AssetKey("frame_predictions"), keys["empty_hallway.mp4"])
     assert "code version" in cause.reason
 
+
+def test_a_run_being_canceled_is_waited_for_and_a_canceled_run_is_not_retried(settings, defs, instance, register) -> None:
+    """CANCELING may still change the partition (wait, request nothing); CANCELED means a person stopped the
+    latest run on purpose (give up until they run it again), whatever failed before it."""
+    for name in ("canceling.mp4", "canceled.mp4", "failed_then_canceled.mp4", "canceled_then_failed.mp4"):
+        (settings.inbox / name).write_bytes(name.encode() * 50)
+    keys = register()
+
+    def cancel(key: str, finish: bool) -> dg.DagsterRun:
+        """Terminate a running run as the UI does: CANCELING until its process has stopped, then CANCELED."""
+        run = add_run(instance, key, dg.DagsterRunStatus.STARTED)
+        instance.report_run_canceling(run)
+        if finish:
+            instance.report_run_canceled(run)
+        return instance.get_run_by_id(run.run_id)
+
+    assert cancel(keys["canceling.mp4"], finish=False).status == dg.DagsterRunStatus.CANCELING
+    assert cancel(keys["canceled.mp4"], finish=True).status == dg.DagsterRunStatus.CANCELED
+    add_run(instance, keys["failed_then_canceled.mp4"], dg.DagsterRunStatus.FAILURE)
+    cancel(keys["failed_then_canceled.mp4"], finish=True)
+    cancel(keys["canceled_then_failed.mp4"], finish=True)
+    add_run(instance, keys["canceled_then_failed.mp4"], dg.DagsterRunStatus.FAILURE)
+
+    states = {s.key: s for s in classify_partitions(instance, SelfHostedBackend().identity().workflow_version)}
+    assert {name: states[key].status for name, key in keys.items()} == {
+        "canceling.mp4": "in_progress",
+        "canceled.mp4": "given_up",
+        "failed_then_canceled.mp4": "given_up",
+        "canceled_then_failed.mp4": "failed",  # only the latest run counts
+    }
+    assert "canceled by a person" in states[keys["canceled.mp4"]].detail
+
+    requests = evaluate_schedule(defs, instance)
+    assert [(r.partition_key, r.tags[REASON_TAG]) for r in requests] == [(keys["canceled_then_failed.mp4"], "failed")]
