@@ -1,43 +1,20 @@
 """The real InferencePipeline running the shipped offline workflow on generated videos."""
 
 import json
-import logging
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
-from conftest import sample
-from video_assets.backends.base import BackendError, FramePrediction
+from video_assets.backends.base import BackendError
 from video_assets.backends.self_hosted import DEFAULT_WORKFLOW_FILE, SelfHostedBackend, spec_hash
-from video_assets.ingest.library import VideoLibrary
-from video_assets.ingest.probe import VideoProbe, probe_media
 
-LOG = logging.getLogger("test")
 MOTION_WARMUP_FRAMES = 31  # motion_detection learns the background over `history` = 30 frames
 
 
-class ListSink:
-    def __init__(self) -> None:
-        self.frames: list[FramePrediction] = []
-
-    def add_frame(self, frame: FramePrediction) -> None:
-        self.frames.append(frame)
-
-
-def probe_of(path: Path) -> VideoProbe:
-    return VideoProbe(f"{path.stem}-0123456789ab", "inbox", path.name, str(path), path.stat().st_size, "0" * 64, probe_media(path))
-
-
-def run(backend: SelfHostedBackend, path: Path) -> list[FramePrediction]:
-    sink = ListSink()
-    backend.predict(probe_of(path), sink, LOG)
-    return sink.frames
-
-
-def test_moving_objects_are_detected_where_they_are_with_stable_track_ids(samples_dir) -> None:
+def test_moving_objects_are_detected_where_they_are_with_stable_track_ids(samples_dir, sample, predict_frames) -> None:
     walkers = sample("two_walkers.mp4")
-    frames = run(SelfHostedBackend(), samples_dir / walkers.name)
+    frames = predict_frames(SelfHostedBackend(), samples_dir / walkers.name)
 
     assert [f.frame_idx for f in frames] == list(range(walkers.frames))
     assert frames[10].time_offset_s == pytest.approx(10 / walkers.fps)
@@ -62,13 +39,13 @@ def test_moving_objects_are_detected_where_they_are_with_stable_track_ids(sample
     assert frames[-1].outputs == {"line_count_in": 1, "line_count_out": 1, "zone_occupancy": 1}
 
 
-def test_an_empty_scene_yields_every_frame_and_no_detections(samples_dir) -> None:
-    frames = run(SelfHostedBackend(), samples_dir / "empty_hallway.mp4")
+def test_an_empty_scene_yields_every_frame_and_no_detections(samples_dir, sample, predict_frames) -> None:
+    frames = predict_frames(SelfHostedBackend(), samples_dir / "empty_hallway.mp4")
     assert [f.frame_idx for f in frames] == list(range(sample("empty_hallway.mp4").frames))
     assert all(f.detections == () for f in frames)
 
 
-def test_a_failing_workflow_step_fails_the_video_with_its_error(samples_dir, tmp_path) -> None:
+def test_a_failing_workflow_step_fails_the_video_with_its_error(samples_dir, tmp_path, predict_frames) -> None:
     spec = {
         "version": "1.0",
         "inputs": [{"type": "WorkflowImage", "name": "image"}],
@@ -85,15 +62,16 @@ def test_a_failing_workflow_step_fails_the_video_with_its_error(samples_dir, tmp
     workflow = tmp_path / "needs_network.json"
     workflow.write_text(json.dumps(spec))
     with pytest.raises(BackendError, match=r"The workflow failed on .*one_runner.mp4") as raised:
-        run(SelfHostedBackend(workflow_file=str(workflow)), samples_dir / "one_runner.mp4")
+        predict_frames(SelfHostedBackend(workflow_file=str(workflow)), samples_dir / "one_runner.mp4")
     assert "model blocks need an API key" in str(raised.value)
 
 
-def test_an_unreadable_workflow_file_is_named(tmp_path, samples_dir) -> None:
+def test_an_unreadable_workflow_file_is_named_and_retried(tmp_path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text("{ not json")
-    with pytest.raises(BackendError, match="broken.json cannot be read"):
+    with pytest.raises(BackendError, match="broken.json cannot be read") as raised:
         SelfHostedBackend(workflow_file=str(broken)).identity()
+    assert not raised.value.permanent  # the file may be fixed or mounted again: the step and the backfill retry
 
 
 def test_workflow_version_follows_the_spec(tmp_path) -> None:

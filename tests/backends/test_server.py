@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import logging
 
-import dagster as dg
-import pyarrow.dataset as ds
 import pytest
 
-from conftest import drop_sample, sample
 from servers.inference_server import inference_server
-from test_assets import failure_message, register
-from test_self_hosted import ListSink, probe_of
 from video_assets.backends.base import BackendError
-from video_assets.backends.resources import Backend
 from video_assets.backends.self_hosted import SelfHostedBackend
 from video_assets.backends.server import ServerBackend
 from video_assets.definitions import build_definitions
-
-WALKERS = sample("two_walkers.mp4")
 
 
 @pytest.fixture(scope="module")
@@ -28,42 +19,29 @@ def server_url(tmp_path_factory):
         yield url
 
 
-def materialize(settings, instance, backend, key):
-    defs = build_definitions(settings, backend=backend)
-    return dg.materialize(
-        [defs.get_assets_def(n) for n in ("raw_video", "frame_predictions")],
-        partition_key=key,
-        instance=instance,
-        resources=defs.resources,
-        raise_on_error=False,
-    )
-
-
-def tables(settings) -> tuple[list[dict], list[dict]]:
-    read = lambda name: ds.dataset(settings.predictions_dir / name, format="parquet").to_table().to_pylist()  # noqa: E731
-    return read("frames"), read("detections")
-
-
 def boxes(rows: list[dict]) -> list[tuple]:
     return sorted((r["frame_idx"], r["x"], r["y"], r["width"], r["height"], r["class_name"], r["confidence"]) for r in rows)
 
 
-def test_the_server_runs_the_shipped_workflow_on_every_frame_like_self_hosted(settings, instance, samples_dir, server_url) -> None:
-    drop_sample(settings, samples_dir, "two_walkers.mp4")
-    key = register(settings, instance)["two_walkers.mp4"]
-    server = Backend.configure_at_launch(kind="server", server_url=server_url, state_dir=str(settings.state_dir))
-    result = materialize(settings, instance, server, key)
+@pytest.mark.slow
+def test_the_server_runs_the_shipped_workflow_on_every_frame_like_self_hosted(
+    settings, drop_sample, register, materialize, with_backend, failure_message, prediction_rows, sample, server_url
+) -> None:
+    walkers = sample("two_walkers.mp4")
+    drop_sample("two_walkers.mp4")
+    key = register()["two_walkers.mp4"]
+    result = materialize(build_definitions(with_backend("server", server_url=server_url)), key)
     assert result.success, failure_message(result)
     [event] = result.asset_materializations_for_node("frame_predictions")
     meta = {k: v.value for k, v in event.metadata.items()}
-    assert meta["backend"] == "server" and meta["frames_processed"] == WALKERS.frames and meta["frames_missing"] == 0
-    server_frames, server_detections = tables(settings)
-    assert sorted(f["frame_idx"] for f in server_frames) == list(range(WALKERS.frames))
+    assert meta["backend"] == "server" and meta["frames_processed"] == walkers.frames and meta["frames_missing"] == 0
+    server_frames, server_detections = prediction_rows("frames"), prediction_rows("detections")
+    assert sorted(f["frame_idx"] for f in server_frames) == list(range(walkers.frames))
     assert {f["backend"] for f in server_frames} == {"server"}
 
     # The same workflow in-process gives the same boxes, tracks and line counts.
-    assert materialize(settings, instance, SelfHostedBackend(), key).success
-    local_frames, local_detections = tables(settings)
+    assert materialize(build_definitions(settings), key).success  # the default backend: self_hosted
+    local_frames, local_detections = prediction_rows("frames"), prediction_rows("detections")
     assert len(server_detections) > 200
     assert boxes(server_detections) == boxes(local_detections)
     tracks = lambda rows: len({r["tracker_id"] for r in rows})  # noqa: E731
@@ -73,17 +51,17 @@ def test_the_server_runs_the_shipped_workflow_on_every_frame_like_self_hosted(se
     assert {f["workflow_version"] for f in server_frames} == {f["workflow_version"] for f in local_frames}
 
 
-def test_an_empty_scene_still_yields_every_frame(samples_dir, server_url) -> None:
-    sink = ListSink()
-    ServerBackend(server_url, SelfHostedBackend()).predict(probe_of(samples_dir / "empty_hallway.mp4"), sink, logging.getLogger("t"))
-    assert [f.frame_idx for f in sink.frames] == list(range(sample("empty_hallway.mp4").frames))
-    assert all(not f.detections for f in sink.frames)
+@pytest.mark.slow
+def test_an_empty_scene_still_yields_every_frame(samples_dir, sample, predict_frames, server_url) -> None:
+    frames = predict_frames(ServerBackend(server_url, SelfHostedBackend()), samples_dir / "empty_hallway.mp4")
+    assert [f.frame_idx for f in frames] == list(range(sample("empty_hallway.mp4").frames))
+    assert all(not f.detections for f in frames)
 
 
-def test_an_unreachable_server_is_named() -> None:
+def test_an_unreachable_server_is_named(predict_frames) -> None:
     backend = ServerBackend("http://127.0.0.1:9", SelfHostedBackend())
     with pytest.raises(BackendError, match=r"inference server at http://127.0.0.1:9 could not start a pipeline .*ENABLE_STREAM_API"):
-        backend.predict(probe_of_missing(), ListSink(), logging.getLogger("t"))
+        predict_frames(backend, probe_of_missing())
 
 
 def probe_of_missing():

@@ -1,18 +1,10 @@
-"""The hosted client's pieces on their own: contract parsing, retries, streaming upload, redaction, settings."""
+"""The hosted video API's contract on its own: answers in either spelling, sampling, both request forms."""
 
 from __future__ import annotations
-
-import logging
-import os
-import tracemalloc
-from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
 
 import pytest
 import requests
 
-from conftest import API_KEY
-from video_assets.backends.hosted.client import HostedHttp, HostedRequestError, RetryPolicy
 from video_assets.backends.hosted.contract import (
     ContractError,
     Target,
@@ -22,16 +14,6 @@ from video_assets.backends.hosted.contract import (
     parse_status,
     sampled_frames,
 )
-from video_assets.backends.redact import RedactingFilter, redact
-from video_assets.backends.resources import backend_config_from_env
-from video_assets.settings import SettingsError
-
-LOG = logging.getLogger("test")
-
-
-def client(policy: RetryPolicy | None = None) -> tuple[HostedHttp, list[float]]:
-    waits: list[float] = []
-    return HostedHttp(API_KEY, policy or RetryPolicy(backoff_s=0.01), LOG, sleep=waits.append), waits
 
 
 def test_answers_are_read_in_either_spelling() -> None:
@@ -91,92 +73,10 @@ def test_both_forms_send_their_own_shapes() -> None:
         Target.for_model("people")
 
 
-def test_the_fake_serves_both_path_spellings(fake_api) -> None:
+def test_the_fake_serves_both_path_spellings(fake_api, api_key) -> None:
     for path in ("/video_upload_signed_url", "/video_upload_signed_url/"):
-        answer = requests.post(fake_api.url + path, params={"api_key": API_KEY}, json={"file_name": "a.mp4"}, timeout=5)
+        answer = requests.post(fake_api.url + path, params={"api_key": api_key}, json={"file_name": "a.mp4"}, timeout=5)
         assert answer.status_code == 200 and "signed_url" in answer.json()
     for path in ("/videoinfer", "/videoinfer/"):
-        answer = requests.get(fake_api.url + path, params={"api_key": API_KEY, "job_id": "nope"}, timeout=5)
+        answer = requests.get(fake_api.url + path, params={"api_key": api_key, "job_id": "nope"}, timeout=5)
         assert answer.status_code == 404 and "NOT FOUND" in answer.text
-
-
-@pytest.mark.parametrize("header", ["3", "http-date"])
-def test_retry_after_is_honoured(header, fake_api) -> None:
-    value = "3" if header == "3" else format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
-    fake_api.inject("status", status=429, retry_after=value)
-    http, waits = client()
-    with pytest.raises(HostedRequestError, match="HTTP 404"):  # after the wait, the real answer: no such job
-        http.json("check job", "GET", fake_api.url + "/videoinfer", idempotent=True, params={"api_key": API_KEY, "job_id": "x"})
-    assert len(waits) == 1
-    assert waits[0] == 3.0 if header == "3" else 25 < waits[0] <= 30
-
-
-def test_backoff_doubles_and_gives_up_after_the_attempts(fake_api) -> None:
-    fake_api.inject("status", times=4, status=502)
-    http, waits = client(RetryPolicy(attempts=4, backoff_s=1.0, max_backoff_s=3.0))
-    with pytest.raises(HostedRequestError, match=r"HTTP 502 fault injected \(after 4 attempts\)"):
-        http.json("check job", "GET", fake_api.url + "/videoinfer", idempotent=True, params={"api_key": API_KEY, "job_id": "x"})
-    assert len(waits) == 3
-    assert 0.5 <= waits[0] <= 1.0 and 1.0 <= waits[1] <= 2.0 and 1.5 <= waits[2] <= 3.0  # jittered, capped
-
-
-def test_an_unreachable_server_is_retried_even_for_a_submission() -> None:
-    http, waits = client(RetryPolicy(attempts=2, backoff_s=0.01, connect_timeout_s=1))
-    with pytest.raises(HostedRequestError) as raised:
-        http.json("submit the job", "POST", "http://127.0.0.1:9/videoinfer/", idempotent=False, params={"api_key": API_KEY})
-    assert len(waits) == 1 and not raised.value.ambiguous  # nothing reached a server: nothing can have been created
-    assert API_KEY not in str(raised.value) and "api_key=***" in str(raised.value)
-
-
-def test_the_upload_is_streamed_from_disk(fake_api, tmp_path) -> None:
-    big = tmp_path / "big.mp4"
-    with open(big, "wb") as f:
-        for _ in range(32):
-            f.write(os.urandom(1 << 20))
-    signed = requests.post(fake_api.url + "/video_upload_signed_url", params={"api_key": API_KEY}, json={"file_name": "big.mp4"}, timeout=5).json()
-    http, _ = client()
-    tracemalloc.start()
-    try:
-        http.put_file("upload", signed["signed_url"], big, "application/octet-stream")
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    [stored] = fake_api.uploads.values()
-    assert stored.read_bytes() == big.read_bytes()
-    assert peak < 4 * (1 << 20), f"peak {peak} bytes for a 32 MiB upload"
-
-
-def test_redaction_covers_urls_json_and_the_literal_key() -> None:
-    text = f'GET /videoinfer?api_key={API_KEY}&job_id=1 body {{"api_key": "{API_KEY}"}} echoed {API_KEY}'
-    assert redact(text, [API_KEY]) == 'GET /videoinfer?api_key=***&job_id=1 body {"api_key": "***"} echoed ***'
-    record = logging.LogRecord("urllib3.connectionpool", logging.DEBUG, "", 0, '%s "%s %s"', ("http://h:80", "GET", f"/v?api_key={API_KEY}"), None)
-    RedactingFilter().filter(record)
-    assert record.getMessage() == 'http://h:80 "GET /v?api_key=***"'
-
-
-def test_hosted_settings_come_from_the_environment(tmp_path) -> None:
-    env = {
-        "VIDEO_ASSETS_HOME": str(tmp_path),
-        "VIDEO_ASSETS_BACKEND": "hosted",
-        "ROBOFLOW_API_URL": "http://127.0.0.1:1",
-        "ROBOFLOW_MODEL": "people/2",
-        "VIDEO_ASSETS_HOSTED_FPS": "2",
-        "VIDEO_ASSETS_POLL_SECONDS": "5",
-        "VIDEO_ASSETS_HOSTED_TIMEOUT": "600",
-        "VIDEO_ASSETS_HOSTED_BUDGET_FRAMES": "10000",
-        "ROBOFLOW_API_KEY": "set",
-    }
-    config = backend_config_from_env(env)
-    assert {k: config[k] for k in ("kind", "api_url", "model", "hosted_fps", "poll_seconds", "hosted_timeout_seconds", "budget_frames")} == {
-        "kind": "hosted", "api_url": "http://127.0.0.1:1", "model": "people/2", "hosted_fps": 2,
-        "poll_seconds": 5.0, "hosted_timeout_seconds": 600.0, "budget_frames": 10000,
-    }
-    assert config["state_dir"] == str(tmp_path / "state")
-    assert config["api_key"].env_var_name == "ROBOFLOW_API_KEY"  # an EnvVar, never the value
-    defaults = backend_config_from_env({"VIDEO_ASSETS_HOME": str(tmp_path)})
-    assert (defaults["kind"], defaults["api_url"], defaults["hosted_fps"], defaults["poll_seconds"]) == ("self_hosted", "https://api.roboflow.com", 5, 60.0)
-    assert "api_key" not in defaults
-    with pytest.raises(SettingsError, match="VIDEO_ASSETS_BACKEND='cloud' must be one of self_hosted, hosted, server"):
-        backend_config_from_env({"VIDEO_ASSETS_BACKEND": "cloud"})
-    with pytest.raises(SettingsError, match="VIDEO_ASSETS_POLL_SECONDS='soon' must be a positive number"):
-        backend_config_from_env({"VIDEO_ASSETS_POLL_SECONDS": "soon"})

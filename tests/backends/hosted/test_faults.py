@@ -9,11 +9,11 @@ import subprocess
 import sys
 import time
 
+from typing import Callable
+
+import dagster as dg
 import pytest
 
-from conftest import API_KEY, drop_sample
-from test_assets import failure_message
-from test_hosted import api_key_env, hosted_backend, ledger, rows, run, walkers_key  # noqa: F401 (fixtures)
 from video_assets.backends.hosted.ledger import JobKey
 from video_assets.ingest.library import VideoLibrary
 from video_assets.settings import REPO_DIR
@@ -22,25 +22,31 @@ FORCE = {"resources": {"backend": {"config": {"force_resubmit": True}}}}
 
 
 @pytest.fixture(autouse=True)
-def the_key_never_leaks(settings, caplog):
+def the_key_never_leaks(settings, caplog, api_key):
     """After each test: no file under VIDEO_ASSETS_HOME (event log, compute logs, Parquet, ledger) and no log line holds the key."""
     caplog.set_level(logging.DEBUG)  # urllib3 logs request lines, query strings included, at DEBUG
     yield
-    leaks = [p for p in settings.home.rglob("*") if p.is_file() and API_KEY.encode() in p.read_bytes()]
+    leaks = [p for p in settings.home.rglob("*") if p.is_file() and api_key.encode() in p.read_bytes()]
     assert leaks == []
-    assert API_KEY not in caplog.text
+    assert api_key not in caplog.text
 
 
-def messages(result, instance) -> str:
+@pytest.fixture
+def log_lines(instance) -> Callable[[dg.ExecuteInProcessResult], list[str]]:
+    return lambda result: [entry.user_message for entry in instance.all_logs(result.run_id)]
+
+
+@pytest.fixture
+def messages(failure_message, log_lines, api_key) -> Callable[[dg.ExecuteInProcessResult], str]:
     """The failure descriptions of a run; checks on the way that no event or log line holds the key."""
-    text = failure_message(result)
-    assert API_KEY not in text
-    assert all(API_KEY not in line for line in log_lines(result, instance))
+
+    def text(result: dg.ExecuteInProcessResult) -> str:
+        found = failure_message(result)
+        assert api_key not in found
+        assert all(api_key not in line for line in log_lines(result))
+        return found
+
     return text
-
-
-def log_lines(result, instance) -> list[str]:
-    return [entry.user_message for entry in instance.all_logs(result.run_id)]
 
 
 @pytest.mark.parametrize(
@@ -60,23 +66,25 @@ def log_lines(result, instance) -> list[str]:
         ("submit", {"status": 503}),
     ],
 )
-def test_transient_faults_are_retried_into_one_job(endpoint, fault, settings, instance, fake_api, walkers_key) -> None:
+def test_transient_faults_are_retried_into_one_job(
+    endpoint, fault, messages, log_lines, fake_api, walkers_key, hosted, run_hosted, prediction_rows
+) -> None:
     fake_api.inject(endpoint, times=2, **fault)
-    result = run(settings, instance, hosted_backend(settings, fake_api, request_timeout_seconds=1.0), walkers_key)
-    assert result.success, messages(result, instance)
+    result = run_hosted(hosted(request_timeout_seconds=1.0), walkers_key)
+    assert result.success, messages(result)
     assert fake_api.count(endpoint) >= 3  # two faults, then the answer
-    assert len(fake_api.jobs) == 1 and len(rows(settings, "frames")) == 50
-    assert any("retry 2/4" in line for line in log_lines(result, instance))
+    assert len(fake_api.jobs) == 1 and len(prediction_rows("frames")) == 50
+    assert any("retry 2/4" in line for line in log_lines(result))
 
 
-def test_retries_give_up_with_the_cause(settings, instance, fake_api, walkers_key) -> None:
+def test_retries_give_up_with_the_cause(messages, fake_api, walkers_key, hosted, run_hosted) -> None:
     fake_api.inject("status", times=5, status=500, body="backend exploded")
-    result = run(settings, instance, hosted_backend(settings, fake_api), walkers_key)
+    result = run_hosted(hosted(), walkers_key)
     assert not result.success
-    text = messages(result, instance)
+    text = messages(result)
     assert "HTTP 500 backend exploded (after 5 attempts)" in text and "re-run to check it again" in text
     assert len(fake_api.jobs) == 1
-    assert run(settings, instance, hosted_backend(settings, fake_api), walkers_key).success  # resumes the same job
+    assert run_hosted(hosted(), walkers_key).success  # resumes the same job
     assert len(fake_api.jobs) == 1 and fake_api.count("submit") == 1
 
 
@@ -89,112 +97,131 @@ def test_retries_give_up_with_the_cause(settings, instance, fake_api, walkers_ke
         {"malformed": True, "after_handling": True},
     ],
 )
-def test_a_submission_with_an_unknown_outcome_is_never_repeated(fault, settings, instance, fake_api, walkers_key) -> None:
+def test_a_submission_with_an_unknown_outcome_is_never_repeated(
+    fault, messages, fake_api, walkers_key, hosted, run_hosted
+) -> None:
     fake_api.inject("submit", **fault)
-    backend = hosted_backend(settings, fake_api)
-    first = run(settings, instance, backend, walkers_key)
+    backend = hosted()
+    first = run_hosted(backend, walkers_key)
     assert not first.success
-    text = messages(first, instance)
+    text = messages(first)
     assert "may exist" in text and "not submitted again automatically" in text and "force_resubmit: true" in text
     assert len(fake_api.jobs) == 1  # the server did create it
 
-    again = run(settings, instance, backend, walkers_key)
-    assert not again.success and "may exist" in messages(again, instance)
+    again = run_hosted(backend, walkers_key)
+    assert not again.success and "may exist" in messages(again)
     assert fake_api.count("submit") == 1 and len(fake_api.jobs) == 1
 
-    forced = run(settings, instance, backend, walkers_key, run_config=FORCE)
-    assert forced.success, messages(forced, instance)
+    forced = run_hosted(backend, walkers_key, run_config=FORCE)
+    assert forced.success, messages(forced)
     assert len(fake_api.jobs) == 2
 
 
-def test_a_refused_submission_creates_nothing_and_can_be_retried(settings, instance, fake_api, walkers_key) -> None:
+def test_a_refused_submission_creates_nothing_and_can_be_retried(
+    messages, fake_api, walkers_key, hosted, run_hosted
+) -> None:
     fake_api.inject("submit", status=400, body="infer_fps must not exceed the video fps")
-    first = run(settings, instance, hosted_backend(settings, fake_api), walkers_key)
+    first = run_hosted(hosted(), walkers_key)
     assert not first.success
-    assert "refused the job" in messages(first, instance) and "infer_fps must not exceed" in messages(first, instance)
+    assert "refused the job" in messages(first) and "infer_fps must not exceed" in messages(first)
     assert fake_api.jobs == {}
-    assert run(settings, instance, hosted_backend(settings, fake_api), walkers_key).success
+    assert run_hosted(hosted(), walkers_key).success
     assert len(fake_api.jobs) == 1
 
 
-def test_a_failed_job_surfaces_its_message_and_is_not_resubmitted(settings, instance, fake_api, walkers_key) -> None:
+def test_a_failed_job_surfaces_its_message_and_is_not_resubmitted(
+    messages, fake_api, walkers_key, hosted, run_hosted
+) -> None:
     fake_api.hold_jobs = True
-    backend = hosted_backend(settings, fake_api, hosted_timeout_seconds=0.3)
-    assert not run(settings, instance, backend, walkers_key).success  # still running: gave up waiting
+    backend = hosted(hosted_timeout_seconds=0.3)
+    assert not run_hosted(backend, walkers_key).success  # still running: gave up waiting
     [job_id] = fake_api.jobs
     fake_api.fail_job(job_id, "Model people-detect/3 was trained before 2023-06-30 and is not supported")
-    failed = run(settings, instance, backend, walkers_key)
+    failed = run_hosted(backend, walkers_key)
     assert not failed.success
-    text = messages(failed, instance)
+    text = messages(failed)
     assert f"Hosted job {job_id}" in text and "trained before 2023-06-30" in text
-    again = run(settings, instance, backend, walkers_key)
-    assert "not resubmitted automatically" in messages(again, instance)
+    again = run_hosted(backend, walkers_key)
+    assert "not resubmitted automatically" in messages(again)
     assert fake_api.count("submit") == 1
 
 
-def test_waiting_stops_at_the_timeout_and_a_rerun_resumes_the_same_job(settings, instance, fake_api, walkers_key) -> None:
+def test_waiting_stops_at_the_timeout_and_a_rerun_resumes_the_same_job(
+    messages, fake_api, walkers_key, hosted, run_hosted
+) -> None:
     fake_api.hold_jobs = True
-    backend = hosted_backend(settings, fake_api, hosted_timeout_seconds=0.3)
-    timed_out = run(settings, instance, backend, walkers_key)
+    backend = hosted(hosted_timeout_seconds=0.3)
+    timed_out = run_hosted(backend, walkers_key)
     assert not timed_out.success
-    assert "still running after 0.3 s" in messages(timed_out, instance) and "re-run to resume polling the same job" in messages(timed_out, instance)
+    assert "still running after 0.3 s" in messages(timed_out) and "re-run to resume polling the same job" in messages(timed_out)
     fake_api.release_jobs()
-    assert run(settings, instance, backend, walkers_key).success
+    assert run_hosted(backend, walkers_key).success
     assert fake_api.count("submit") == 1
 
 
-def test_an_expired_results_url_is_renewed(settings, instance, fake_api, walkers_key) -> None:
+def test_an_expired_results_url_is_renewed(
+    messages, fake_api, walkers_key, hosted, run_hosted, prediction_rows
+) -> None:
     fake_api.expired_results_downloads = 1
-    result = run(settings, instance, hosted_backend(settings, fake_api), walkers_key)
-    assert result.success, messages(result, instance)
-    assert fake_api.count("results") == 2 and len(rows(settings, "frames")) == 50
+    result = run_hosted(hosted(), walkers_key)
+    assert result.success, messages(result)
+    assert fake_api.count("results") == 2 and len(prediction_rows("frames")) == 50
 
 
-def test_results_that_are_gone_fail_clearly_without_a_new_job(settings, instance, fake_api, walkers_key) -> None:
+@pytest.mark.slow  # the step's own retries wait 5 s, then 10 s
+def test_results_that_are_gone_fail_clearly_without_a_new_job(
+    settings, messages, fake_api, walkers_key, hosted, run_hosted
+) -> None:
     fake_api.results_gone = True
-    result = run(settings, instance, hosted_backend(settings, fake_api), walkers_key)
+    result = run_hosted(hosted(), walkers_key)
     assert not result.success
-    text = messages(result, instance)
+    text = messages(result)
     assert "could not be downloaded: download the results: HTTP 404 NoSuchKey" in text and "force_resubmit" in text
-    assert fake_api.count("submit") == 1 and not (settings.predictions_dir / "frames").exists()
+    assert fake_api.count("submit") == 1 and not list(settings.predictions_dir.rglob("*.parquet"))
+    assert not list(settings.predictions_dir.rglob("*.tmp"))  # nothing half-written is left either
 
 
-def test_a_rejected_upload_submits_nothing(settings, instance, fake_api, walkers_key) -> None:
+def test_a_rejected_upload_submits_nothing(messages, fake_api, walkers_key, hosted, run_hosted) -> None:
     fake_api.inject("upload", status=403, body="SignatureDoesNotMatch")
-    result = run(settings, instance, hosted_backend(settings, fake_api), walkers_key)
+    result = run_hosted(hosted(), walkers_key)
     assert not result.success
-    text = messages(result, instance)
+    text = messages(result)
     assert "two_walkers.mp4 failed" in text and "HTTP 403 SignatureDoesNotMatch" in text and "nothing is billed" in text
     assert fake_api.count("submit") == 0
-    assert run(settings, instance, hosted_backend(settings, fake_api), walkers_key).success
+    assert run_hosted(hosted(), walkers_key).success
 
 
-def test_a_wrong_key_is_reported_without_showing_it(settings, instance, fake_api, walkers_key, monkeypatch) -> None:
-    monkeypatch.setenv("ROBOFLOW_API_KEY", API_KEY + "-wrong")
-    result = run(settings, instance, hosted_backend(settings, fake_api), walkers_key)
+def test_a_wrong_key_is_reported_without_showing_it(
+    messages, walkers_key, hosted, run_hosted, api_key, monkeypatch
+) -> None:
+    monkeypatch.setenv("ROBOFLOW_API_KEY", api_key + "-wrong")
+    result = run_hosted(hosted(), walkers_key)
     assert not result.success
-    text = messages(result, instance)
+    text = messages(result)
     assert "HTTP 401 Unauthorized" in text and "ROBOFLOW_API_KEY" in text and "-wrong" not in text
 
 
-def test_a_crash_between_reserving_and_recording_a_job_blocks_resubmission(settings, instance, fake_api, walkers_key) -> None:
-    backend = hosted_backend(settings, fake_api)
+def test_a_crash_between_reserving_and_recording_a_job_blocks_resubmission(
+    settings, messages, fake_api, walkers_key, hosted, run_hosted, ledger
+) -> None:
+    backend = hosted()
     # What a kill -9 during the POST leaves behind: a reserved submission and no job id.
     library = VideoLibrary.from_settings(settings)
     probe = library.probe(walkers_key)
     key = JobKey(fake_api.url, probe.sha256, "model:people-detect/3", 5)
-    ledger(settings).record_upload(key, walkers_key, "http://x/video", "http://x/video?sig=1")
-    ledger(settings).reserve_submission(key, 50, "run 1234abcd", None)
-    result = run(settings, instance, backend, walkers_key)
+    ledger.record_upload(key, walkers_key, "http://x/video", "http://x/video?sig=1")
+    ledger.reserve_submission(key, 50, "run 1234abcd", None)
+    result = run_hosted(backend, walkers_key)
     assert not result.success
-    assert "by run 1234abcd" in messages(result, instance) and "force_resubmit" in messages(result, instance)
+    assert "by run 1234abcd" in messages(result) and "force_resubmit" in messages(result)
     assert fake_api.count("submit") == 0
 
 
-def test_kill_9_while_polling_then_rerun_resumes_the_same_job(settings, fake_api, samples_dir) -> None:
-    drop_sample(settings, samples_dir, "two_walkers.mp4")
-    [dropped] = VideoLibrary.from_settings(settings).scan()
-    key = VideoLibrary.from_settings(settings).key_for(dropped)
+def test_kill_9_while_polling_then_rerun_resumes_the_same_job(
+    settings, fake_api, prediction_rows, ledger, drop_sample, video_keys, api_key
+) -> None:
+    drop_sample("two_walkers.mp4")
+    key = video_keys()["two_walkers.mp4"]
     fake_api.hold_jobs = True
     env = {
         **os.environ,
@@ -209,7 +236,8 @@ def test_kill_9_while_polling_then_rerun_resumes_the_same_job(settings, fake_api
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     script = (
         "import sys, dagster as dg\n"
-        "from video_assets.definitions import defs\n"
+        "from video_assets.definitions import defs as code_location\n"
+        "defs = code_location()\n"
         "with dg.DagsterInstance.get() as instance:\n"
         f"    instance.add_dynamic_partitions('videos', [{key!r}])\n"
         "    steps = ['raw_video', 'uploaded_video', 'inference_job', 'frame_predictions']\n"
@@ -228,7 +256,7 @@ def test_kill_9_while_polling_then_rerun_resumes_the_same_job(settings, fake_api
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
     [job_id] = fake_api.jobs
-    row = ledger(settings).get(JobKey(fake_api.url, dropped_sha256(settings, key), "model:people-detect/3", 5))
+    row = ledger.get(JobKey(fake_api.url, dropped_sha256(settings, key), "model:people-detect/3", 5))
     assert (row.state, row.job_id) == ("submitted", job_id)
 
     fake_api.release_jobs()
@@ -238,8 +266,8 @@ def test_kill_9_while_polling_then_rerun_resumes_the_same_job(settings, fake_api
     assert fake_api.count("submit") == 1 and fake_api.count("upload") == 1
     resumed = [r for r in fake_api.requests[polls_before:] if r.endpoint == "status"]
     assert resumed and all(r.query["job_id"] == [job_id] for r in resumed)
-    assert len(rows(settings, "frames")) == 50
-    assert API_KEY not in second.stdout + second.stderr
+    assert len(prediction_rows("frames")) == 50
+    assert api_key not in second.stdout + second.stderr
 
 
 def dropped_sha256(settings, key: str) -> str:
