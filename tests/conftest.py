@@ -26,6 +26,7 @@ from video_assets.predictions.schema import TABLES
 from video_assets.samples import SAMPLES, SampleVideo, write_samples
 from video_assets.settings import BackendSettings, Settings
 from video_assets.storage import table_file
+from video_assets.streams.status import WorkerStatus
 
 FIXED_MTIME = 1_700_000_000.0  # 2023-11-14T22:13:20Z: frame timestamps derive from it
 API_KEY = "rf_TEST_KEY_d41d8cd98f00b204"  # distinctive, so a leak anywhere is found by a plain search
@@ -213,6 +214,23 @@ def write_video(settings: Settings) -> Callable[..., None]:
             pq.write_table(pa.Table.from_pylist(rows, schema=TABLES[table]), path)
 
     return write
+
+
+@pytest.fixture(scope="session")
+def worker_status() -> Callable[..., WorkerStatus]:
+    """A camera worker's status as it writes it, streaming and healthy unless `changes` say otherwise."""
+
+    def status(**changes: Any) -> WorkerStatus:
+        now = datetime.now(timezone.utc).isoformat()
+        healthy = WorkerStatus(
+            camera="lobby", url="rtsp://***@10.0.0.5/s", mode="realtime", max_fps=None, pid=4242, state="streaming",
+            detail="", started_at=now, updated_at=now, last_frame_ts=now, fps=15.0, frames_received=100,
+            frames_processed=100, frames_dropped=0, reconnects=0, gaps=0, gap_seconds=0.0, segments_committed=1,
+            last_segment=None, last_error=None,
+        )
+        return dataclasses.replace(healthy, **changes)
+
+    return status
 
 
 @pytest.fixture

@@ -160,7 +160,8 @@ class CameraProcess:
     """A camera worker run as a real process, and its status file.
 
     `command` is either the worker itself (`python -m video_assets.streams.worker <camera>`) or the
-    supervisor (`video-assets cameras run <camera>`), which starts that same worker.
+    supervisor (streams/supervisor.py, what `video-assets cameras run <camera>` runs), which starts that
+    same worker with --supervisor-pid.
     """
 
     def __init__(self, home: Path, camera: str, command: list[str]):
@@ -175,7 +176,13 @@ class CameraProcess:
 
     @classmethod
     def supervisor(cls, home: Path, camera: str) -> CameraProcess:
-        return cls(home, camera, [str(Path(sys.executable).with_name("video-assets")), "cameras", "run", camera])
+        run = (
+            "import sys\n"
+            "from video_assets.settings import Settings\n"
+            "from video_assets.streams.supervisor import run_workers\n"
+            "sys.exit(run_workers(Settings.from_env(), sys.argv[1:], lambda line: print(line, flush=True)))\n"
+        )
+        return cls(home, camera, [sys.executable, "-c", run, camera])
 
     def status(self) -> dict[str, Any]:
         try:

@@ -20,11 +20,13 @@ import duckdb
 import pyarrow.dataset as ds
 import pytest
 
-from live_servers import CameraProcess, HlsServer, RtspServer, short_gop_video
+from servers.live_servers import CameraProcess, HlsServer, RtspServer, short_gop_video
 from video_assets.definitions import build_definitions
 from video_assets.settings import Settings
 from video_assets.streams.sensor import SENSOR_NAME
 from video_assets.streams.store import CameraStore
+
+pytestmark = pytest.mark.live
 
 PASSWORD = "pw-Zq81xK"  # in the HLS camera's URL: must never be written anywhere
 OUTAGE_S = 4.0  # how long a server stays down once the worker has noticed

@@ -9,7 +9,7 @@ import pytest
 from video_assets.backends.base import BackendIdentity, Detection
 from video_assets.predictions.schema import CAMERA_TABLES, TABLES
 from video_assets.streams.segments import Gap, SegmentRecorder
-from video_assets.streams.store import CameraStore, WorkerAlreadyRunning
+from video_assets.streams.store import CameraStore
 
 IDENTITY = BackendIdentity("self_hosted", "inline:test")
 T0 = datetime(2026, 11, 26, 18, 59, 50, tzinfo=timezone.utc)
@@ -136,11 +136,3 @@ def test_nothing_recorded_commits_nothing_and_half_written_segments_stay_hidden(
     assert store.segments("lobby", hour) == [committed.path]
     assert abandoned.exists()  # too recent to be reclaimed: a worker might still be writing it
 
-
-def test_one_worker_per_camera(store) -> None:
-    with store.worker_lock("lobby"):
-        with pytest.raises(WorkerAlreadyRunning, match="already being recorded by pid"):
-            with store.worker_lock("lobby"):
-                pass
-    with store.worker_lock("lobby"):  # released when the first worker ended
-        pass

@@ -1,8 +1,8 @@
-"""The camera sensor's decisions: which hours to publish when, what the cursor keeps, how health reads."""
+"""The camera sensor's decisions: which hours to publish when, and what the cursor keeps."""
 
 from datetime import datetime, timedelta, timezone
 
-from video_assets.streams.sensor import CameraCursor, plan_windows, worker_health
+from video_assets.streams.sensor import CameraCursor, plan_windows
 
 H18 = datetime(2026, 11, 26, 18, tzinfo=timezone.utc)
 H19 = H18 + timedelta(hours=1)
@@ -44,28 +44,3 @@ def test_a_backlog_is_published_in_bounded_batches() -> None:
     assert sorted(r.start for r in first + second) == sorted(windows)
     assert cursor.settled == {"lobby": "2026-11-26T19"}
 
-
-def test_worker_health_reads_the_status_file_and_spots_a_dead_worker() -> None:
-    now = datetime(2026, 11, 26, 19, 0, 30, tzinfo=timezone.utc)
-    status = {
-        "state": "streaming",
-        "updated_at": (now - timedelta(seconds=1)).isoformat(),
-        "last_frame_ts": (now - timedelta(seconds=2)).isoformat(),
-        "fps": 14.5,
-        "frames_processed": 100,
-        "frames_dropped": 3,
-        "gaps": 1,
-        "gap_seconds": 4.2,
-    }
-    state, metadata = worker_health(status, now)
-    assert state == "streaming"
-    assert (metadata["seconds_since_last_frame"], metadata["fps"], metadata["frames_dropped"]) == (2.0, 14.5, 3)
-    assert (
-        worker_health({**status, "updated_at": (now - timedelta(minutes=2)).isoformat()}, now)[0]
-        == "worker not running"
-    )
-    assert (
-        worker_health({**status, "state": "stopped", "updated_at": (now - timedelta(days=1)).isoformat()}, now)[0]
-        == "stopped"
-    )
-    assert worker_health(None, now)[0] == "never started"

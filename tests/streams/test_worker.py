@@ -1,6 +1,6 @@
 """The worker's accounting, fed InferencePipeline's own status updates and frames in the order it emits them.
 
-The live tests (test_stream_live.py) show the same on real streams; this one pins the exact numbers:
+The live tests (test_live.py) show the same on real streams; this one pins the exact numbers:
 which frames count as dropped, where a gap starts and ends, and what caused it.
 """
 
@@ -108,8 +108,8 @@ def test_drops_gaps_and_reconnects_are_accounted_exactly(worker) -> None:
     assert (segment["frames_processed"], segment["frames_dropped"], segment["reconnects"]) == (5, 2, 1)
     assert (segment["width"], segment["height"], segment["source_fps"]) == (640, 360, 15.0)
     status = worker.health.snapshot()
-    assert (status["frames_received"], status["frames_processed"], status["frames_dropped"]) == (7, 5, 2)
-    assert (status["gaps"], status["reconnects"], status["state"]) == (2, 1, "streaming")
+    assert (status.frames_received, status.frames_processed, status.frames_dropped) == (7, 5, 2)
+    assert (status.gaps, status.reconnects, status.state) == (2, 1, "streaming")
 
 
 def test_a_short_silence_is_not_a_gap_and_a_long_one_without_reconnect_is_a_stall(worker) -> None:
