@@ -65,21 +65,17 @@ def test_seconds_count_every_frame_received_not_only_those_processed(warehouse) 
     assert health == [(H18, 8, 0, 0.0), (H19, 8, 1, 17.0)]
 
 
-def test_a_published_camera_hour_makes_the_sql_models_rebuild_on_their_own(tmp_path) -> None:
-    settings = Settings(home=tmp_path / "home")
-    defs = build_definitions(settings)
-    sql_keys = {dg.AssetKey(p.stem) for p in settings.sql_dir.glob("*.sql")}
-    settings.dagster_home.mkdir(parents=True)
-    with dg.instance_for_test(temp_dir=str(settings.dagster_home)) as instance:
-        instance.add_dynamic_partitions("cameras", ["gate"])
 
-        def requested(cursor):
-            result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
-            return {key for key in sql_keys if result.get_num_requested(key)}, result.cursor
-
-        nothing, cursor = requested(None)
-        assert nothing == set()
-        partition = dg.MultiPartitionKey({"camera": "gate", "hour": "2026-11-26-19:00"})
-        instance.report_runless_asset_event(dg.AssetMaterialization("camera_window", partition=partition))
-        rebuilt, _ = requested(cursor)
-        assert rebuilt == sql_keys
+def test_line_crossing_steps_is_a_view_of_per_frame_crossings(warehouse) -> None:
+    """The one place crossings are counted: line_crossings_per_hour and the Vision Events sink read it."""
+    [(kind,)] = warehouse.execute(
+        "select table_type from information_schema.tables where table_name = 'line_crossing_steps'"
+    ).fetchall()
+    assert kind == "VIEW"
+    steps = warehouse.execute(
+        "select video_id, total, crossings from line_crossing_steps where counter = 'line_count_in' order by frame_ts"
+    ).fetchall()
+    assert [(v[-2:], total, n) for v, total, n in steps] == [
+        ("18", 0, 0), ("18", 1, 1), ("18", 1, 0), ("18", 2, 1),  # the counter runs on into the next hour:
+        ("19", 3, 1), ("19", 3, 0), ("19", 0, 0), ("19", 1, 1),  # 2 -> 3 is one crossing; 3 -> 0 is a restart
+    ]

@@ -5,14 +5,12 @@ import json
 import math
 import shutil
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime
 
 import dagster as dg
 import pyarrow.dataset as ds
 import pytest
 
-from conftest import FIXED_MTIME
 from video_assets.cli.query import run_query
 from video_assets.definitions import build_definitions
 from video_assets.ingest.files import scan_drop_folders
@@ -26,7 +24,7 @@ TWO_HOURS = 2 * 3600
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory, samples_dir) -> Settings:
+def home(tmp_path_factory, samples_dir, fixed_mtime) -> Settings:
     """Four videos in two sources, recorded in different hours, processed and modelled once."""
     root = tmp_path_factory.mktemp("sqlhome")
     settings = Settings(home=root / "home", extra_drop_folders=(DropFolder("dock", root / "dock"),))
@@ -35,7 +33,7 @@ def home(tmp_path_factory, samples_dir) -> Settings:
     shutil.copy2(samples_dir / "two_walkers.mp4", settings.inbox / "two_walkers.mp4")
     shutil.copy2(samples_dir / "empty_hallway.mp4", settings.inbox / "empty_hallway.mp4")
     shutil.copy2(samples_dir / "one_runner.mp4", root / "dock" / "one_runner.mp4")
-    write_sample(SLOW, root / "dock" / SLOW.name, mtime=FIXED_MTIME + TWO_HOURS)
+    write_sample(SLOW, root / "dock" / SLOW.name, mtime=fixed_mtime + TWO_HOURS)
     defs = build_definitions(settings)
     library = VideoLibrary.from_settings(settings)
     keys = [library.key_for(f) for f in scan_drop_folders(settings.drop_folders)]
@@ -69,19 +67,6 @@ def hour(ts: datetime) -> str:
 
 def close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
-
-
-def test_every_model_and_check_is_an_asset(home) -> None:
-    defs = build_definitions(home)
-    graph = defs.resolve_asset_graph()
-    models = sorted(p.stem for p in home.sql_dir.glob("*.sql"))
-    assert len(models) >= 7
-    for name in models:
-        node = graph.get(dg.AssetKey(name))
-        assert node.group_name == "sql" and dg.AssetKey("frame_predictions") in node.parent_keys
-        assert node.automation_condition is not None
-    checks = {key.name for key in graph.asset_check_keys if key.asset_key == dg.AssetKey("video_summary")}
-    assert {"unique_video_id", "every_detection_has_its_frame", "row_count_min"} <= checks
 
 
 def test_detections_per_minute_of_video_time(home) -> None:
