@@ -162,7 +162,7 @@ def measure_g(work: Path, scale: Scale) -> dict:
         "import json, sys, time\n"
         "t = time.perf_counter()\n"
         "import video_assets.definitions as d\n"
-        "d.defs.resolve_asset_graph()\n"
+        "d.defs().resolve_asset_graph()\n"
         "print(json.dumps({'load_s': time.perf_counter() - t, "
         "'heavy': sorted(m for m in ('inference', 'torch', 'cv2') if m in sys.modules)}))\n"
     )
