@@ -1,6 +1,5 @@
 """`video-assets cameras status|run` as a user types them."""
 
-import json
 import os
 import signal
 import subprocess
@@ -8,7 +7,10 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from live_servers import CameraProcess, free_port
+import pytest
+
+from servers.live_servers import CameraProcess, free_port
+from video_assets.streams.status import write_status
 
 CLI = str(Path(sys.executable).with_name("video-assets"))
 
@@ -18,26 +20,25 @@ def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([CLI, "cameras", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
-def test_status_shows_each_camera_without_its_password(tmp_path) -> None:
+def test_status_shows_each_camera_without_its_password(tmp_path, worker_status) -> None:
     (tmp_path / "cameras.toml").write_text(
         '[cameras.lobby]\nurl = "rtsp://admin:hunter22@10.0.0.5/s"\n'
         '[cameras.dock]\nurl = "https://cdn.example/dock.m3u8"\n'
     )
     now = datetime.now(timezone.utc)
-    status = {
-        "state": "streaming",
-        "updated_at": now.isoformat(),
-        "last_frame_ts": (now - timedelta(seconds=1)).isoformat(),
-        "fps": 14.8,
-        "frames_processed": 1200,
-        "frames_dropped": 12,
-        "gaps": 2,
-        "gap_seconds": 7.5,
-        "reconnects": 1,
-        "last_error": "SourceConnectionError: timed out",
-    }
-    (tmp_path / "streams" / "lobby").mkdir(parents=True)
-    (tmp_path / "streams" / "lobby" / "status.json").write_text(json.dumps(status))
+    status = worker_status(
+        state="streaming",
+        updated_at=now.isoformat(),
+        last_frame_ts=(now - timedelta(seconds=1)).isoformat(),
+        fps=14.8,
+        frames_processed=1200,
+        frames_dropped=12,
+        gaps=2,
+        gap_seconds=7.5,
+        reconnects=1,
+        last_error="SourceConnectionError: timed out",
+    )
+    write_status(tmp_path / "streams" / "lobby" / "status.json", status)  # as the worker writes it
     result = cli(tmp_path, "status")
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()}
@@ -58,6 +59,7 @@ def test_run_refuses_unknown_or_missing_cameras(tmp_path) -> None:
     )
 
 
+@pytest.mark.live
 def test_run_keeps_good_cameras_going_restarts_dead_workers_and_stops_cleanly(tmp_path) -> None:
     (tmp_path / "cameras.toml").write_text(
         f'[cameras.lobby]\nurl = "rtsp://127.0.0.1:{free_port()}/nobody-here"\n'

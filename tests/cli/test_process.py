@@ -10,8 +10,11 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pytest
 
 from video_assets.settings import Settings
+
+pytestmark = pytest.mark.slow
 
 CLI = str(Path(sys.executable).with_name("video-assets"))
 
@@ -82,3 +85,28 @@ def test_process_settles_runs_and_summarizes(tmp_path: Path, samples_dir: Path) 
         assert " success " in summary_lines(second.stdout)["inbox/slow.mp4"]
         again = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/sensor_name": "drop_folder_sensor"}))
         assert len(again) == 4  # nothing was processed twice
+
+
+def test_video_assets_process_runs_the_hosted_steps_from_the_environment(tmp_path, samples_dir, fake_api, api_key) -> None:
+    """The CLI's sensor-driven runs (separate run processes) pick the hosted backend and its settings from the environment."""
+    home = tmp_path / "home"
+    (home / "inbox").mkdir(parents=True)
+    shutil.copy2(samples_dir / "two_walkers.mp4", home / "inbox" / "two_walkers.mp4")
+    env = {
+        **os.environ,
+        "VIDEO_ASSETS_HOME": str(home),
+        "VIDEO_ASSETS_SENSOR_INTERVAL": "1",
+        "VIDEO_ASSETS_BACKEND": "hosted",
+        "ROBOFLOW_API_KEY": api_key,
+        "ROBOFLOW_API_URL": fake_api.url,
+        "ROBOFLOW_WORKSPACE": "acme",
+        "ROBOFLOW_WORKFLOW": "count-people",
+        "VIDEO_ASSETS_POLL_SECONDS": "0.05",
+    }
+    done = subprocess.run([CLI, "process"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = next(l for l in done.stdout.splitlines() if l.startswith("inbox/two_walkers.mp4"))
+    assert " success " in line and " 50/50 " in line
+    assert fake_api.count("submit") == 1 and fake_api.jobs[next(iter(fake_api.jobs))].form == "workflow"
+    leaks = [p for p in home.rglob("*") if p.is_file() and api_key.encode() in p.read_bytes()]
+    assert leaks == [] and api_key not in done.stdout + done.stderr

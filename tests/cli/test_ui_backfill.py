@@ -3,24 +3,22 @@
 import time
 
 import dagster as dg
+import pytest
 from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
 from dagster_graphql.test.utils import execute_dagster_graphql
 
-from conftest import drop_sample
 from video_assets.cli.driver import UNFINISHED, DagsterDriver
 from video_assets.cli.instance import prepare_environment
-from video_assets.ingest.files import scan_drop_folders
-from video_assets.ingest.library import VideoLibrary
 
 
-def test_ui_backfill_over_dynamic_partitions(settings, samples_dir, monkeypatch) -> None:
+@pytest.mark.slow
+def test_ui_backfill_over_dynamic_partitions(settings, drop_sample, video_keys, monkeypatch) -> None:
     monkeypatch.setenv("VIDEO_ASSETS_HOME", str(settings.home))
     monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))
     prepare_environment(settings)
     for name in ("one_runner.mp4", "empty_hallway.mp4"):
-        drop_sample(settings, samples_dir, name)
-    library = VideoLibrary.from_settings(settings)
-    keys = sorted(library.key_for(f) for f in scan_drop_folders(settings.drop_folders))
+        drop_sample(name)
+    keys = sorted(video_keys().values())
 
     with dg.DagsterInstance.get() as instance, DagsterDriver(instance) as driver:
         instance.add_dynamic_partitions("videos", keys)
