@@ -9,6 +9,8 @@ recording goes on through the real sensor, camera_window and the SQL models.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -20,7 +22,7 @@ import duckdb
 import pyarrow.dataset as ds
 import pytest
 
-from servers.live_servers import CameraProcess, HlsServer, RtspServer, short_gop_video
+from servers.live_servers import CameraProcess, HlsServer, RtspServer, short_gop_video, wait_for
 from video_assets.definitions import build_definitions
 from video_assets.settings import Settings
 from video_assets.streams.sensor import SENSOR_NAME
@@ -161,6 +163,34 @@ def test_rtsp_camera_recovers_from_a_server_restart_and_records_the_gap(tmp_path
     i = stamps.index(gap["gap_start"])  # the gap runs from the last frame before it to the first after it
     assert stamps[i + 1] == gap["gap_end"]
     assert sum(s["reconnects"] for s in recording.table("camera_segments")) >= 1
+
+
+def test_a_worker_whose_supervisor_died_commits_and_stops(tmp_path, stream_video) -> None:
+    """The supervisor passes its pid on the worker's command line; an orphaned worker stops on its own."""
+    server = RtspServer(stream_video, tmp_path / "rtsp")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "cameras.toml").write_text(f'segment_seconds = 2\n[cameras.gate]\nurl = "{server.url}"\nrtsp_transport = "udp"\n')
+    server.start()
+    supervisor = CameraProcess.supervisor(home, "gate")
+    try:
+        worker_pid = supervisor.wait_status(lambda s: s["frames_processed"] >= 15, "15 processed frames")["pid"]
+        command = Path(f"/proc/{worker_pid}/cmdline").read_bytes().split(b"\0")
+        assert f"--supervisor-pid={supervisor.process.pid}".encode() in command
+        os.kill(supervisor.process.pid, signal.SIGKILL)  # no SIGTERM reaches the worker: it must notice alone
+        final = wait_for(lambda: (s := supervisor.status())["state"] == "stopped" and s, "the orphaned worker to stop")
+        wait_for(lambda: not Path(f"/proc/{worker_pid}").exists() or _zombie(worker_pid), "the worker process to exit")
+    finally:
+        supervisor.kill()
+        server.stop()
+    store = CameraStore(root=str(home / "streams"), config_file=str(home / "cameras.toml"))
+    segments = [row for hour in store.windows("gate") for row in store.segment_rows("gate", hour)]
+    assert sum(s["frames_processed"] for s in segments) == final["frames_processed"] >= 15  # all committed
+
+
+def _zombie(pid: int) -> bool:
+    """Exited but not yet reaped by its (new) parent."""
+    return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
 
 
 # -- HLS: through the supervisor, realtime with max_fps, then Dagster and SQL --------------------
