@@ -4,9 +4,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from video_assets.settings import REPO_DIR
 
 
+@pytest.mark.slow  # the harness in a subprocess: sensor ticks over 200 files, model rebuilds, five code-location loads
 def test_benchmark_harness_smoke_run(tmp_path) -> None:
     done = subprocess.run(
         [sys.executable, str(REPO_DIR / "benchmarks" / "run.py"), "--smoke", "--only", "e,f,g", "--out", str(tmp_path)],

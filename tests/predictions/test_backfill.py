@@ -57,6 +57,7 @@ def mixed(settings, instance, drop_sample, register, materialize, with_backend, 
     return keys, current, flaky, corrupt
 
 
+@pytest.mark.slow  # the flaky video's step is retried twice, 5 s then 10 s later
 def test_the_schedule_requests_exactly_the_missing_failed_and_stale_videos(mixed, settings, instance) -> None:
     keys, current, flaky, corrupt = mixed
     # Transient failures are retried inside the run with backoff; permanent ones are not.

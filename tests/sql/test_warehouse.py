@@ -4,7 +4,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 
+
+@pytest.mark.slow  # four processes importing dagster, three of them rebuilding every model three times
 def test_parallel_rebuilds_and_queries_never_hit_a_lock(settings, defs, write_video, build_sql) -> None:
     write_video("good-000000000001", frames=50, detections_on=list(range(0, 50, 2)))
     assert build_sql(defs).success  # the warehouse exists; now rebuild it while it is read

@@ -18,6 +18,9 @@ from video_assets.backends.hosted.ledger import JobKey
 from video_assets.ingest.library import VideoLibrary
 from video_assets.settings import REPO_DIR
 
+# An end-to-end suite: some 25 real runs against the fake API, a minute or two in all.
+pytestmark = pytest.mark.slow
+
 FORCE = {"resources": {"backend": {"config": {"force_resubmit": True}}}}
 
 
@@ -168,7 +171,6 @@ def test_an_expired_results_url_is_renewed(
     assert fake_api.count("results") == 2 and len(prediction_rows("frames")) == 50
 
 
-@pytest.mark.slow  # the step's own retries wait 5 s, then 10 s
 def test_results_that_are_gone_fail_clearly_without_a_new_job(
     settings, messages, fake_api, walkers_key, hosted, run_hosted
 ) -> None:
