@@ -1,19 +1,53 @@
-"""raw_video -> frame_predictions -> video_summary, materialized on a real instance with real files."""
+"""raw_video -> frame_predictions -> video_summary, materialized on a real instance with real files.
 
+The four files are processed once for the module: `settings` and `instance` are overridden at module
+scope, so every other fixture (defs, materialize) works on that one home and instance.
+"""
+
+import shutil
+
+import dagster as dg
 import duckdb
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 
+from video_assets.definitions import build_definitions
+from video_assets.ingest.library import VideoLibrary
+from video_assets.settings import Settings
 
-@pytest.fixture
-def processed(settings, defs, drop_sample, register, materialize):
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory) -> Settings:
+    settings = Settings(home=tmp_path_factory.mktemp("processed") / "home", sensor_interval_s=1)
+    settings.inbox.mkdir(parents=True)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def instance(settings):
+    settings.dagster_home.mkdir(parents=True)
+    with dg.instance_for_test(temp_dir=str(settings.dagster_home)) as instance:
+        yield instance
+
+
+@pytest.fixture(scope="module")
+def processed(settings, instance, samples_dir):
+    """Two good videos and two bad files, each registered and run once, as the sensor would."""
     for name in ("two_walkers.mp4", "empty_hallway.mp4"):
-        drop_sample(name)
+        shutil.copy2(samples_dir / name, settings.inbox / name)
     (settings.inbox / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
     (settings.inbox / "zero.mp4").write_bytes(b"")
-    keys = register()
-    return keys, {name: materialize(defs, key) for name, key in keys.items()}
+    library = VideoLibrary.from_settings(settings)
+    keys = {f.relative_path: library.key_for(f) for f in library.scan()}
+    instance.add_dynamic_partitions("videos", list(keys.values()))
+    defs = build_definitions(settings)
+    videos = [defs.get_assets_def("raw_video"), defs.get_assets_def("frame_predictions")]
+    results = {
+        name: dg.materialize(videos, partition_key=key, instance=instance, resources=defs.resources, raise_on_error=False)
+        for name, key in keys.items()
+    }
+    return keys, results
 
 
 def test_good_videos_land_as_parquet_with_every_frame(processed, settings, sample, fixed_mtime) -> None:

@@ -16,10 +16,10 @@ H18 = datetime(2026, 11, 26, 18, tzinfo=timezone.utc)
 H19 = H18 + timedelta(hours=1)
 
 
-@pytest.fixture
-def warehouse(tmp_path) -> duckdb.DuckDBPyConnection:
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory) -> duckdb.DuckDBPyConnection:
     """Two hours of a camera whose worker restarted (its line counter with it) early in the second hour."""
-    settings = Settings(home=tmp_path / "home")
+    settings = Settings(home=tmp_path_factory.mktemp("camera_models") / "home")
     store = CameraStore(root=str(settings.streams_dir), config_file=str(settings.camera_config_path))
     recorder = SegmentRecorder(store, "gate", BackendIdentity("self_hosted", "inline:x"), 60)
     readings = [(H18 + timedelta(minutes=59, seconds=s), n) for s, n in ((50, 0), (52, 1), (54, 1), (56, 2))]
