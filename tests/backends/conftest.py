@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
+from servers.inference_server import inference_server
 from video_assets.backends.base import FramePrediction, VideoBackend
 from video_assets.ingest.probe import VideoProbe, probe_media
 
@@ -35,3 +36,10 @@ def predict_frames(probe_of) -> Callable[[VideoBackend, Path | VideoProbe], list
         return frames
 
     return predict
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory) -> Iterator[str]:
+    """inference's real HTTP server (stream API) on 127.0.0.1, for the tests of one module; about 20 s to start."""
+    with inference_server(tmp_path_factory.mktemp("inference_server")) as url:
+        yield url

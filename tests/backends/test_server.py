@@ -6,17 +6,10 @@ import json
 
 import pytest
 
-from servers.inference_server import inference_server
 from video_assets.backends.base import BackendError
 from video_assets.backends.self_hosted import SelfHostedBackend
 from video_assets.backends.server import ServerBackend
 from video_assets.definitions import build_definitions
-
-
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory):
-    with inference_server(tmp_path_factory.mktemp("inference_server")) as url:
-        yield url
 
 
 def boxes(rows: list[dict]) -> list[tuple]:
