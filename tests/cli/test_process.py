@@ -19,8 +19,8 @@ pytestmark = pytest.mark.slow
 CLI = str(Path(sys.executable).with_name("video-assets"))
 
 
-def run_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "VIDEO_ASSETS_HOME": str(home), "VIDEO_ASSETS_SENSOR_INTERVAL": "1"}
+def run_cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "VIDEO_ASSETS_HOME": str(home), "VIDEO_ASSETS_SENSOR_INTERVAL": "1", **(env or {})}
     return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -46,7 +46,7 @@ def summary_lines(stdout: str) -> dict[str, str]:
     return {line.split()[0]: line for line in stdout.splitlines() if line.startswith("inbox/")}
 
 
-def test_process_settles_runs_and_summarizes(tmp_path: Path, samples_dir: Path) -> None:
+def test_process_settles_runs_and_summarizes(tmp_path: Path, samples_dir: Path, processes_using) -> None:
     home = tmp_path / "home"
     inbox = Settings(home=home).inbox
     inbox.mkdir(parents=True)
@@ -68,8 +68,9 @@ def test_process_settles_runs_and_summarizes(tmp_path: Path, samples_dir: Path) 
     assert " failed " in lines["inbox/bad.mp4"] and "bad.mp4 cannot be decoded as video" in lines["inbox/bad.mp4"]
     assert " duplicate " in lines["inbox/walkers"] and "same content as two_walkers.mp4-" in lines["inbox/walkers"]
     assert " skipped " in lines["inbox/notes.txt"]
-    assert "3 succeeded, 1 failed" in first.stdout
+    assert first.stdout.strip().splitlines()[-1] == "1 failed, 3 succeeded, 1 duplicate, 1 skipped; 6 file(s) in all"
     assert "STEP_START" not in first.stdout  # Dagster's own logs go to the log file
+    assert processes_using(home) == []  # the daemon, code server and run workers were stopped
 
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
         summary = dict(conn.execute("select file, frames_processed from video_summary").fetchall())
@@ -110,3 +111,38 @@ def test_video_assets_process_runs_the_hosted_steps_from_the_environment(tmp_pat
     assert fake_api.count("submit") == 1 and fake_api.jobs[next(iter(fake_api.jobs))].form == "workflow"
     leaks = [p for p in home.rglob("*") if p.is_file() and api_key.encode() in p.read_bytes()]
     assert leaks == [] and api_key not in done.stdout + done.stderr
+
+
+def test_process_says_why_when_the_run_workers_cannot_start(tmp_path, samples_dir, processes_using) -> None:
+    """A worker process that cannot import what runs need (here: `inference` is broken) is reported at once."""
+    home = tmp_path / "home"
+    (home / "inbox").mkdir(parents=True)
+    shutil.copy2(samples_dir / "empty_hallway.mp4", home / "inbox" / "empty_hallway.mp4")
+    broken = tmp_path / "broken"
+    (broken / "inference").mkdir(parents=True)
+    (broken / "inference" / "__init__.py").write_text("raise ImportError('libcudart.so.12: cannot open shared object file')\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(broken), os.environ.get("PYTHONPATH", "")])}
+    started = time.monotonic()
+    done = run_cli(home, "process", env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "The run workers cannot start: ImportError: libcudart.so.12: cannot open shared object file" in done.stdout
+    assert time.monotonic() - started < 120
+    assert processes_using(home) == []
+
+
+def test_a_full_queue_folder_fails_the_run_with_the_folder_and_the_cause(tmp_path, samples_dir) -> None:
+    home = tmp_path / "home"
+    queue = home / "state" / "celery" / "queue"
+    queue.mkdir(parents=True)
+    (home / "inbox").mkdir()
+    shutil.copy2(samples_dir / "empty_hallway.mp4", home / "inbox" / "empty_hallway.mp4")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(queue)], check=True)
+    try:
+        (queue / "filler").write_bytes(b"\0" * 16 * 1024)
+        done = run_cli(home, "process")
+    finally:
+        subprocess.run(["umount", str(queue)], check=True)
+    assert done.returncode == 1, done.stdout + done.stderr
+    line = summary_lines(done.stdout)["inbox/empty_hallway.mp4"]
+    assert " failed " in line
+    assert f"The run queue ({queue}) did not take the run: [Errno 28] No space left on device" in line

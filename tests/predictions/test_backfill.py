@@ -105,32 +105,6 @@ def test_nothing_to_do_is_a_skip_that_lists_what_is_not_retried(settings, defs, 
     assert f"not retried: {keys['corrupt.mp4']}:" in skip.skip_message
 
 
-def test_a_workflow_change_makes_dagster_mark_exactly_the_old_partitions_stale(
-    settings, instance, drop_sample, register, materialize, with_backend, tmp_path
-) -> None:
-    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
-    from dagster._core.loader import LoadingContextForTest
-
-    for name in ("one_runner.mp4", "empty_hallway.mp4"):
-        drop_sample(name)
-    keys = register()
-    before = build_definitions(settings)
-    for key in keys.values():
-        assert materialize(before, key).success
-    changed = json.loads(Path(DEFAULT_WORKFLOW_FILE).read_text())
-    changed["steps"][0]["threshold"] = 20
-    (tmp_path / "changed.json").write_text(json.dumps(changed))
-    after = build_definitions(with_backend(workflow_file=str(tmp_path / "changed.json")))
-    assert materialize(after, keys["one_runner.mp4"]).success  # re-run one video with the new workflow
-
-    graph = after.resolve_asset_graph()
-    resolver = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
-    status = {name: resolver.get_status(dg.AssetKey("frame_predictions"), key) for name, key in keys.items()}
-    assert status == {"one_runner.mp4": StaleStatus.FRESH, "empty_hallway.mp4": StaleStatus.STALE}
-    [cause] = resolver.get_stale_causes(dg.AssetKey("frame_predictions"), keys["empty_hallway.mp4"])
-    assert "code version" in cause.reason
-
-
 def test_a_run_being_canceled_is_waited_for_and_a_canceled_run_is_not_retried(settings, defs, instance, register) -> None:
     """CANCELING may still change the partition (wait, request nothing); CANCELED means a person stopped the
     latest run on purpose (give up until they run it again), whatever failed before it."""
