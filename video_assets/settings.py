@@ -80,6 +80,11 @@ class Settings:
         return (DropFolder(DEFAULT_INBOX_SOURCE, self.inbox), *self.extra_drop_folders)
 
     @property
+    def models_dir(self) -> Path:
+        """Local model packages (`video-assets model import`), one folder each."""
+        return self.home / "models"
+
+    @property
     def predictions_dir(self) -> Path:
         return self.home / "predictions"
 
