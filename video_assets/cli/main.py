@@ -1,4 +1,4 @@
-"""The `video-assets` command: demo, process, sql, dev, cameras."""
+"""The `video-assets` command: demo, process, sql, dev, cameras, model."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 
+from video_assets.cli import models as model_cli
 from video_assets.settings import Settings, SettingsError
 
 
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     run_cameras.add_argument("names", nargs="*", metavar="NAME")
     camera_commands.add_parser("status", help="each camera's worker state, last frame, fps, drops and gaps")
+    model_cli.add_commands(commands)
     args, dagster_args = parser.parse_known_args(argv)
     if dagster_args and args.command != "dev":
         parser.error(f"unrecognized arguments: {' '.join(dagster_args)}")
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         from video_assets.cli import cameras as camera_cli
 
         return camera_cli.run(settings, args.names) if args.cameras_command == "run" else camera_cli.status(settings)
+    if args.command == "model":
+        return model_cli.run(settings, args)
     return dev_server(settings, dagster_args)
 
 
