@@ -1,10 +1,10 @@
 """Self-hosted backend: `inference`'s InferencePipeline running a Roboflow Workflow in the run process.
 
-The workflow is either an inline spec file (the shipped one, the offline default, needs no
-downloaded weights) or a saved workflow fetched with an API key. An inline spec may load a detector
-from a local model package (a step's `model_id` is the package's absolute path, see
-video_assets/models/): the package is checked before the pipeline starts, and its content hash is
-part of the workflow version.
+The workflow is either an inline spec file (the shipped ones need no downloaded weights: motion
+tracking, the default, and face tracking with OpenCV's Haar cascade) or a saved workflow fetched with
+an API key. An inline spec may load a detector from a local model package (a step's `model_id` is the
+package's absolute path, see video_assets/models/): the package is checked before the pipeline
+starts, and its content hash is part of the workflow version.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from video_assets.models.package import ModelPackage, ModelPackageError, load_pa
 
 WORKFLOWS_DIR = Path(__file__).parent / "workflows"
 DEFAULT_WORKFLOW_FILE = str(WORKFLOWS_DIR / "motion_tracking.json")
+FACE_WORKFLOW_FILE = str(WORKFLOWS_DIR / "face_tracking.json")
 DEFAULT_DETECTIONS_OUTPUT = "predictions"
 
 
