@@ -14,8 +14,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Mapping
 
-from video_assets.backends.registry import DEFAULT_KIND, KINDS
-from video_assets.backends.resource import backend_fields
+from video_assets.backends.base import BackendError
+from video_assets.backends.registry import BACKENDS, DEFAULT_KIND, KINDS
+from video_assets.backends.resource import backend_fields, parse_source_workflows
 from video_assets.roboflow import DEFAULT_API_URL
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -124,9 +125,10 @@ class Settings:
         env = os.environ if env is None else env
         defaults = cls(home=Path("."))
         home = Path(env.get("VIDEO_ASSETS_HOME") or "./data").expanduser().resolve()
+        extra_drop_folders = parse_drop_folders(env.get("VIDEO_ASSETS_DROP_FOLDERS", ""))
         return cls(
             home=home,
-            extra_drop_folders=parse_drop_folders(env.get("VIDEO_ASSETS_DROP_FOLDERS", "")),
+            extra_drop_folders=extra_drop_folders,
             sensor_interval_s=_number(env, "VIDEO_ASSETS_SENSOR_INTERVAL", int, defaults.sensor_interval_s),
             sql_dir=Path(env.get("VIDEO_ASSETS_SQL_DIR") or defaults.sql_dir).resolve(),
             workers=_number(env, "VIDEO_ASSETS_WORKERS", int, defaults.workers),
@@ -135,7 +137,7 @@ class Settings:
             backfill_batch=_number(env, "VIDEO_ASSETS_BACKFILL_BATCH", int, defaults.backfill_batch),
             cameras_file=_optional_path(env, "VIDEO_ASSETS_CAMERAS"),
             cameras_start=_date(env, "VIDEO_ASSETS_CAMERAS_START", defaults.cameras_start),
-            backend=backend_settings(env),
+            backend=backend_settings(env, (DEFAULT_INBOX_SOURCE, *(f.source for f in extra_drop_folders))),
             vision_events=vision_events_settings(env),
         )
 
@@ -145,8 +147,9 @@ def secret(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
-def backend_settings(env: Mapping[str, str]) -> BackendSettings:
-    """The backend fields the environment sets: each field of a registered backend names its variable."""
+def backend_settings(env: Mapping[str, str], sources: tuple[str, ...] = (DEFAULT_INBOX_SOURCE,)) -> BackendSettings:
+    """The backend fields the environment sets: each field of a registered backend names its variable.
+    `sources` are the drop folders, which VIDEO_ASSETS_SOURCE_WORKFLOWS may give their own workflow."""
     values: dict[str, Any] = {}
     for name, info in backend_fields().items():
         variable = (info.json_schema_extra or {}).get("env") if isinstance(info.json_schema_extra, dict) else None
@@ -156,7 +159,26 @@ def backend_settings(env: Mapping[str, str]) -> BackendSettings:
     kind = str(values.pop("kind", DEFAULT_KIND)).lower().replace("-", "_")
     if kind not in KINDS:
         raise SettingsError(f"VIDEO_ASSETS_BACKEND={env.get('VIDEO_ASSETS_BACKEND')!r} must be one of {', '.join(KINDS)}")
+    _check_source_workflows(str(values.get("source_workflows", "")), sources, kind)
     return BackendSettings(kind=kind, values=values, api_key_set=bool(env.get(API_KEY_ENV)))
+
+
+def _check_source_workflows(text: str, sources: tuple[str, ...], kind: str) -> None:
+    """Each source named is a drop folder, and the backend runs inline workflow files."""
+    try:
+        named = parse_source_workflows(text)
+    except BackendError as exc:
+        raise SettingsError(str(exc)) from None
+    unknown = sorted(set(named) - set(sources))
+    if unknown:
+        raise SettingsError(
+            f"VIDEO_ASSETS_SOURCE_WORKFLOWS names {', '.join(unknown)}, which is not a drop folder "
+            f"(drop folders: {', '.join(sources)}; add it to VIDEO_ASSETS_DROP_FOLDERS as name=path)"
+        )
+    if named and not BACKENDS[kind].runs_workflow_files:
+        raise SettingsError(
+            f"VIDEO_ASSETS_SOURCE_WORKFLOWS gives drop folders inline workflow files, which the {kind} backend does not run"
+        )
 
 
 def vision_events_settings(env: Mapping[str, str]) -> VisionEventsSettings | None:

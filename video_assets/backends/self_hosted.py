@@ -284,5 +284,6 @@ KIND = BackendKind(
     description="InferencePipeline in the run process; every frame",
     config=WorkflowConfig,
     build=lambda config, context: SelfHostedBackend.from_config(config, context.api_key),
+    runs_workflow_files=True,
     warm_up=lambda config: import_inference_pipeline(offline=not SelfHostedBackend.from_config(config).uses_saved_workflow),
 )
