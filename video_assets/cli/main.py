@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import signal
 import sys
 import threading
@@ -68,16 +67,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def demo(settings: Settings) -> int:
-    from video_assets.cli.process import process
-    from video_assets.ingest.files import scan_drop_folders
-    from video_assets.samples import write_samples
+    from video_assets.cli.demo import demo as run_demo
 
-    inbox = settings.drop_folders[0]
-    if not any(f.is_video for f in scan_drop_folders([inbox])):
-        written = write_samples(settings.inbox)
-        print(f"Wrote {len(written)} sample videos into {settings.inbox}", flush=True)
-    # The samples are written whole before the sensor looks: it need not wait long to see them settle.
-    return process(replace(settings, sensor_interval_s=min(settings.sensor_interval_s, 1)))
+    return run_demo(settings)
 
 
 def dev_server(settings: Settings, webserver_args: list[str]) -> int:
