@@ -27,6 +27,10 @@ def markdown(r: dict) -> str:
     if "g" in r:
         g = r["g"]
         rows.append(("g. code-location load (import + asset graph)", f"**{g['g_load_s']:.2f} s** (process {g['g_process_s']:.2f} s)", "≤ 3 s", f"heavy modules imported: {g['g_heavy_modules_imported'] or 'none'}"))
+    if "h" in r:
+        from detector_bench import detector_rows
+
+        rows += detector_rows(r["h"])
     taken = sorted({v["measured_at"][:16] for v in r.values() if isinstance(v, dict) and "measured_at" in v})
     lines = [f"Machine: {r['machine']}. Measured {', '.join(taken)} UTC{' (smoke sizes)' if r.get('smoke') else ''}.", "",
              "| measurement | result | target | details |", "|---|---|---|---|"]

@@ -43,10 +43,11 @@ class Scale:
     sensor_counts: tuple[int, ...] = (100, 1_000, 10_000)
     sql_rows: tuple[int, ...] = (1_000_000, 10_000_000)
     repeats: int = 2
+    detector_frames: int = 300
 
 
 SMOKE = Scale(seconds_720p=2, backfill_videos=2, backfill_seconds=2, rss_short_s=2, rss_long_s=6,
-              sensor_counts=(20, 200), sql_rows=(20_000,), repeats=1)
+              sensor_counts=(20, 200), sql_rows=(20_000,), repeats=1, detector_frames=15)
 
 
 def python() -> str:
@@ -178,9 +179,15 @@ def measure_g(work: Path, scale: Scale) -> dict:
     }
 
 
-ALL = "a,b,d,e,f,g"
+def measure_h(work: Path, scale: Scale) -> dict:
+    from detector_bench import measure_detector
+
+    return measure_detector(work, scale.detector_frames, scale.repeats)
+
+
+ALL = "a,b,d,e,f,g,h"
 MEASUREMENTS: dict[str, Callable[[Path, Scale], dict]] = {
-    "a": measure_a_c, "b": measure_b, "d": measure_d, "e": measure_e, "f": measure_f, "g": measure_g,
+    "a": measure_a_c, "b": measure_b, "d": measure_d, "e": measure_e, "f": measure_f, "g": measure_g, "h": measure_h,
 }
 
 
@@ -201,7 +208,7 @@ def quiet_dagster_logs() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--only", default=ALL, help="a (with c), b, d, e, f, g")
+    parser.add_argument("--only", default=ALL, help="a (with c), b, d, e, f, g, h")
     parser.add_argument("--out", default=str(BENCH / "results"))
     args = parser.parse_args()
     quiet_dagster_logs()
