@@ -80,7 +80,7 @@ def list_models(settings: Settings) -> int:
             continue
         size = "x".join(map(str, package.input_size)) if package.input_size else "?"
         rows.append((
-            package.name, f"{package.architecture}/{package.backend}", size, len(package.classes), _classes(package.classes),
+            package.name, f"{package.architecture}/{package.backend}", size, str(len(package.classes)), _classes(package.classes),
             f"{package.size_bytes() / 1e6:.1f}", f"ok, content {package.content_hash()[:12]}",
         ))  # fmt: skip
     print(format_table(("name", "model", "input", "classes", "names", "MB", "status"), rows))
