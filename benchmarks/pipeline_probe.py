@@ -45,16 +45,16 @@ def bare_run(video: str, spec: dict) -> tuple[int, float]:
     return count[0], time.perf_counter() - started
 
 
-def ours_run(video: str, home: Path) -> tuple[int, float]:
-    """raw_video + frame_predictions materialized through Dagster, Parquet written."""
+def ours_run(video: str, home: Path, workflow_file: str | None = None) -> tuple[int, float]:
+    """raw_video + frame_predictions materialized through Dagster, Parquet written (the shipped workflow, or another)."""
     import dagster as dg
 
     from video_assets.definitions import build_definitions
     from video_assets.ingest.library import VideoLibrary
-    from video_assets.settings import Settings
+    from video_assets.settings import BackendSettings, Settings
 
     shutil.rmtree(home, ignore_errors=True)
-    settings = Settings(home=home)
+    settings = Settings(home=home, backend=BackendSettings(values={"workflow_file": workflow_file} if workflow_file else {}))
     settings.inbox.mkdir(parents=True)
     os.link(video, settings.inbox / Path(video).name)
     defs = build_definitions(settings)

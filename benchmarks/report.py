@@ -37,6 +37,10 @@ def markdown(r: dict) -> str:
     if "j" in r:
         j = r["j"]
         rows.append(("j. `video-assets demo` end to end, fresh home, install excluded", f"**{j['j_demo_s']:.1f} s**", "≤ 30 s", j["j_summary"]))
+    if "l" in r:
+        from detector_bench import detector_rows
+
+        rows += detector_rows(r["l"])
     taken = sorted({v["measured_at"][:16] for v in r.values() if isinstance(v, dict) and "measured_at" in v})
     lines = [f"Machine: {r['machine']}. Measured {', '.join(taken)} UTC{' (smoke sizes)' if r.get('smoke') else ''}.", "",
              "| measurement | result | target | details |", "|---|---|---|---|"]

@@ -46,10 +46,12 @@ class Scale:
     repeats: int = 2
     short_clips: int = 20
     one_frame_runs: int = 50
+    detector_frames: int = 300
 
 
 SMOKE = Scale(seconds_720p=2, backfill_videos=2, backfill_seconds=2, rss_short_s=2, rss_long_s=6,
-              sensor_counts=(20, 200), sql_rows=(20_000,), repeats=1, short_clips=3, one_frame_runs=3)
+              sensor_counts=(20, 200), sql_rows=(20_000,), repeats=1, short_clips=3, one_frame_runs=3,
+              detector_frames=15)
 
 
 def python() -> str:
@@ -181,6 +183,12 @@ def measure_g(work: Path, scale: Scale) -> dict:
     }
 
 
+def measure_l(work: Path, scale: Scale) -> dict:
+    from detector_bench import measure_detector
+
+    return measure_detector(work, scale.detector_frames, scale.repeats)
+
+
 @dataclass(frozen=True)
 class Measurement:
     """One measurement; some produce several rows of the table (a measures c's baseline too)."""
@@ -200,6 +208,7 @@ MEASUREMENTS = [
     Measurement("h", ("h",), lambda work, scale: workers_bench.measure_h(work, scale.short_clips)),
     Measurement("i", ("i", "k"), lambda work, scale: workers_bench.measure_i_k(work, scale.one_frame_runs)),
     Measurement("j", ("j",), lambda work, scale: workers_bench.measure_j(work)),
+    Measurement("l", ("l",), measure_l),
 ]
 ROWS = {row: m for m in MEASUREMENTS for row in m.rows}
 

@@ -2,6 +2,8 @@
 
 Each object is a textured block sliding across a static grid at constant speed, so a motion
 detector sees its whole body and the true box at every frame is known exactly (`truth_boxes`).
+The face sample slides a real photograph instead (scikit-image's astronaut, one face), for the
+face-tracking workflow's real detector.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ class MovingObject:
     width: int
     height: int
     seed: int
+    photo: bool = False  # scikit-image's astronaut photograph instead of random texture
 
     def centre_x(self, frame_idx: int) -> float:
         return self.start_x + self.speed_px * frame_idx
 
     def texture(self) -> np.ndarray:
+        if self.photo:
+            return astronaut(self.width, self.height)
         return np.random.default_rng(self.seed).integers(0, 256, (self.height, self.width, 3), dtype=np.uint8)
 
 
@@ -69,6 +74,13 @@ SAMPLES = (
     ),
     SampleVideo("empty_hallway.mp4", frames=60, fps=15, objects=()),
 )
+# The astronaut's photo (240 px square, her face about 47 px) slides right across the line at x=320.
+FACE_SAMPLE = SampleVideo(
+    "astronaut_walks_by.mp4",
+    frames=60,
+    fps=15,
+    objects=(MovingObject("astronaut", 120, 180, 6.0, 240, 240, seed=0, photo=True),),
+)
 
 
 def write_sample(sample: SampleVideo, path: Path, mtime: float | None = None) -> Path:
@@ -101,6 +113,14 @@ def write_sample(sample: SampleVideo, path: Path, mtime: float | None = None) ->
 def write_samples(folder: Path, mtime: float | None = None) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     return [write_sample(sample, folder / sample.name, mtime) for sample in SAMPLES]
+
+
+def astronaut(width: int, height: int) -> np.ndarray:
+    """scikit-image's astronaut photograph (public domain, NASA), BGR, resized."""
+    import cv2
+    from skimage import data
+
+    return cv2.resize(data.astronaut()[:, :, ::-1], (width, height), interpolation=cv2.INTER_AREA)
 
 
 def _paste(picture: np.ndarray, texture: np.ndarray, centre_x: float, centre_y: float) -> None:

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import quote
 
-from video_assets.backends.registry import DEFAULT_KIND, KINDS
-from video_assets.backends.resource import backend_fields
+from video_assets.backends.base import BackendError
+from video_assets.backends.registry import BACKENDS, DEFAULT_KIND, KINDS
+from video_assets.backends.resource import backend_fields, parse_source_workflows
 from video_assets.roboflow import DEFAULT_API_URL
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -124,6 +125,11 @@ class Settings:
         return (DropFolder(DEFAULT_INBOX_SOURCE, self.inbox), *self.extra_drop_folders)
 
     @property
+    def models_dir(self) -> Path:
+        """Local model packages (`video-assets model import`), one folder each."""
+        return self.home / "models"
+
+    @property
     def predictions_dir(self) -> Path:
         return self.home / "predictions"
 
@@ -163,9 +169,10 @@ class Settings:
         env = os.environ if env is None else env
         defaults = cls(home=Path("."))
         home = Path(env.get("VIDEO_ASSETS_HOME") or "./data").expanduser().resolve()
+        extra_drop_folders = parse_drop_folders(env.get("VIDEO_ASSETS_DROP_FOLDERS", ""))
         return cls(
             home=home,
-            extra_drop_folders=parse_drop_folders(env.get("VIDEO_ASSETS_DROP_FOLDERS", "")),
+            extra_drop_folders=extra_drop_folders,
             source_queues=parse_pairs("VIDEO_ASSETS_SOURCE_QUEUES", env.get("VIDEO_ASSETS_SOURCE_QUEUES", "")),
             sensor_interval_s=_number(env, "VIDEO_ASSETS_SENSOR_INTERVAL", int, defaults.sensor_interval_s),
             sql_dir=Path(env.get("VIDEO_ASSETS_SQL_DIR") or defaults.sql_dir).resolve(),
@@ -175,7 +182,7 @@ class Settings:
             backfill_batch=_number(env, "VIDEO_ASSETS_BACKFILL_BATCH", int, defaults.backfill_batch),
             cameras_file=_optional_path(env, "VIDEO_ASSETS_CAMERAS"),
             cameras_start=_date(env, "VIDEO_ASSETS_CAMERAS_START", defaults.cameras_start),
-            backend=backend_settings(env),
+            backend=backend_settings(env, (DEFAULT_INBOX_SOURCE, *(f.source for f in extra_drop_folders))),
             vision_events=vision_events_settings(env),
             cluster=load_cluster(Path(env["VIDEO_ASSETS_CLUSTER"])) if env.get("VIDEO_ASSETS_CLUSTER") else None,
         )
@@ -195,8 +202,9 @@ def url_with_password(url: str | None, password_env: str | None) -> str | None:
     return f"{scheme}://:{quote(password, safe='')}@{rest.split('@')[-1]}"
 
 
-def backend_settings(env: Mapping[str, str]) -> BackendSettings:
-    """The backend fields the environment sets: each field of a registered backend names its variable."""
+def backend_settings(env: Mapping[str, str], sources: tuple[str, ...] = (DEFAULT_INBOX_SOURCE,)) -> BackendSettings:
+    """The backend fields the environment sets: each field of a registered backend names its variable.
+    `sources` are the drop folders, which VIDEO_ASSETS_SOURCE_WORKFLOWS may give their own workflow."""
     values: dict[str, Any] = {}
     for name, info in backend_fields().items():
         variable = (info.json_schema_extra or {}).get("env") if isinstance(info.json_schema_extra, dict) else None
@@ -206,7 +214,26 @@ def backend_settings(env: Mapping[str, str]) -> BackendSettings:
     kind = str(values.pop("kind", DEFAULT_KIND)).lower().replace("-", "_")
     if kind not in KINDS:
         raise SettingsError(f"VIDEO_ASSETS_BACKEND={env.get('VIDEO_ASSETS_BACKEND')!r} must be one of {', '.join(KINDS)}")
+    _check_source_workflows(str(values.get("source_workflows", "")), sources, kind)
     return BackendSettings(kind=kind, values=values, api_key_set=bool(env.get(API_KEY_ENV)))
+
+
+def _check_source_workflows(text: str, sources: tuple[str, ...], kind: str) -> None:
+    """Each source named is a drop folder, and the backend runs inline workflow files."""
+    try:
+        named = parse_source_workflows(text)
+    except BackendError as exc:
+        raise SettingsError(str(exc)) from None
+    unknown = sorted(set(named) - set(sources))
+    if unknown:
+        raise SettingsError(
+            f"VIDEO_ASSETS_SOURCE_WORKFLOWS names {', '.join(unknown)}, which is not a drop folder "
+            f"(drop folders: {', '.join(sources)}; add it to VIDEO_ASSETS_DROP_FOLDERS as name=path)"
+        )
+    if named and not BACKENDS[kind].runs_workflow_files:
+        raise SettingsError(
+            f"VIDEO_ASSETS_SOURCE_WORKFLOWS gives drop folders inline workflow files, which the {kind} backend does not run"
+        )
 
 
 def vision_events_settings(env: Mapping[str, str]) -> VisionEventsSettings | None:

@@ -119,3 +119,4 @@ class BackendKind:
     build: Callable[[Any, BuildContext], VideoBackend]  # (backend resource, context) -> the implementation
     steps: Callable[[], list[dg.AssetsDefinition]] | None = None  # assets that run before frame_predictions
     warm_up: Callable[[Any], None] | None = None  # run once per run-worker process, before its first run
+    runs_workflow_files: bool = False  # it runs the inline spec `workflow_file` names (so a source may have its own)

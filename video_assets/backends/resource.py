@@ -4,6 +4,10 @@ Its fields are the union of the registered backends' config fields (flat: Dagste
 with `configure_at_launch` as run-config defaults only for top-level fields), so a single run can
 choose another kind or change any setting, for example
 `resources: {backend: {config: {kind: hosted, hosted_fps: 2}}}`.
+
+A drop folder may have its own workflow file (`source_workflows`, VIDEO_ASSETS_SOURCE_WORKFLOWS =
+`faces=/path/face_tracking.json`): its videos run that spec instead of `workflow_file`, whoever
+launches the run (sensor, backfill, UI), because the choice is made from the video's source.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from video_assets.backends.base import BackendIdentity, BuildContext, PredictionSink, VideoBackend
+from video_assets.backends.base import BackendError, BackendIdentity, BuildContext, PredictionSink, VideoBackend
 from video_assets.backends.registry import BACKENDS, DEFAULT_KIND, KINDS, backend_kind
 from video_assets.ingest.probe import VideoProbe
 
@@ -27,6 +31,12 @@ class BackendSwitch(dg.ConfigurableResource):
     kind: str = Field(default=DEFAULT_KIND, description=" | ".join(KINDS), json_schema_extra={"env": "VIDEO_ASSETS_BACKEND"})
     api_key: str | None = Field(default=None, description="ROBOFLOW_API_KEY, bound through dagster.EnvVar.")
     state_dir: str = Field(description="Durable state; the hosted job ledger lives here.")
+    source_workflows: str = Field(
+        default="",
+        description="Drop folders with their own inline workflow: source=workflow.json, comma separated; "
+        "the other sources run workflow_file.",
+        json_schema_extra={"env": "VIDEO_ASSETS_SOURCE_WORKFLOWS"},
+    )
 
     _run_id: str | None = PrivateAttr(default=None)
 
@@ -36,20 +46,52 @@ class BackendSwitch(dg.ConfigurableResource):
     def build_context(self) -> BuildContext:
         return BuildContext(api_key=self.api_key, state_dir=Path(self.state_dir), run_id=self._run_id)
 
-    def implementation(self) -> VideoBackend:
-        return backend_kind(self.kind).build(self, self.build_context())
+    def implementation(self, source: str | None = None) -> VideoBackend:
+        """The backend that runs the videos of `source` (None: a source without its own workflow)."""
+        kind = backend_kind(self.kind)
+        workflow = parse_source_workflows(self.source_workflows).get(source or "")
+        if workflow is None:
+            return kind.build(self, self.build_context())
+        if not kind.runs_workflow_files:
+            raise BackendError(
+                f"Videos from {source!r} have their own workflow file ({workflow}, VIDEO_ASSETS_SOURCE_WORKFLOWS), "
+                f"which the {kind.name} backend does not run. Use a backend that runs inline workflows "
+                f"({', '.join(k for k, b in BACKENDS.items() if b.runs_workflow_files)}), or remove {source!r} from the setting.",
+                permanent=True,
+            )
+        return kind.build(self.model_copy(update={"workflow_file": workflow}), self.build_context())
 
-    def identity(self) -> BackendIdentity:
-        return self.implementation().identity()
+    def identity(self, source: str | None = None) -> BackendIdentity:
+        return self.implementation(source).identity()
+
+    def workflow_versions(self) -> dict[str, str]:
+        """The workflow version each source's videos are made with: "" for sources without their own."""
+        sources = ["", *parse_source_workflows(self.source_workflows)]
+        return {source: self.identity(source).workflow_version for source in sources}
 
     def frames_expected(self, video: VideoProbe) -> int:
-        return self.implementation().frames_expected(video)
+        return self.implementation(video.source).frames_expected(video)
 
     def predict(self, video: VideoProbe, sink: PredictionSink, log: logging.Logger) -> None:
-        self.implementation().predict(video, sink, log)
+        self.implementation(video.source).predict(video, sink, log)
 
     def max_runtime_s(self, video: VideoProbe) -> float:
-        return self.implementation().max_runtime_s(video)
+        return self.implementation(video.source).max_runtime_s(video)
+
+
+def parse_source_workflows(text: str) -> dict[str, str]:
+    """`faces=/a/face.json,dock=/b/dock.json` -> {source: workflow file}; malformed text is a BackendError."""
+    mapping: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        source, sep, workflow = (p.strip() for p in item.partition("="))
+        if not sep or not source or not workflow or source in mapping:
+            raise BackendError(
+                f"VIDEO_ASSETS_SOURCE_WORKFLOWS entry {item!r} is not a new source=workflow.json pair "
+                "(for example: faces=/srv/workflows/face_tracking.json,dock=/srv/workflows/forklifts.json)",
+                permanent=True,
+            )
+        mapping[source] = workflow
+    return mapping
 
 
 def _config_bases() -> tuple[type, ...]:

@@ -1,7 +1,10 @@
 """Self-hosted backend: `inference`'s InferencePipeline running a Roboflow Workflow in the run process.
 
-The workflow is either an inline spec file shipped with the project (the offline default; only
-blocks that need no downloaded weights) or a saved workflow fetched with an API key.
+The workflow is either an inline spec file (the shipped ones need no downloaded weights: motion
+tracking, the default, and face tracking with OpenCV's Haar cascade) or a saved workflow fetched with
+an API key. An inline spec may load a detector from a local model package (a step's `model_id` is the
+package's absolute path, see video_assets/models/): the package is checked before the pipeline
+starts, and its content hash is part of the workflow version.
 """
 
 from __future__ import annotations
@@ -29,8 +32,11 @@ from video_assets.backends.base import (
     VideoBackend,
 )
 from video_assets.ingest.probe import VideoProbe
+from video_assets.models.package import ModelPackage, ModelPackageError, load_package, local_model_ids
 
-DEFAULT_WORKFLOW_FILE = str(Path(__file__).parent / "workflows" / "motion_tracking.json")
+WORKFLOWS_DIR = Path(__file__).parent / "workflows"
+DEFAULT_WORKFLOW_FILE = str(WORKFLOWS_DIR / "motion_tracking.json")
+FACE_WORKFLOW_FILE = str(WORKFLOWS_DIR / "face_tracking.json")
 DEFAULT_DETECTIONS_OUTPUT = "predictions"
 
 
@@ -83,9 +89,19 @@ class SelfHostedBackend(VideoBackend):
         return BackendIdentity(KIND.name, self.workflow_version())
 
     def workflow_version(self) -> str:
+        """A saved workflow's name and version; an inline spec's hash, with the content of the model packages it loads."""
         if self.uses_saved_workflow:
             return f"{self.workspace}/{self.workflow_id}@{self.workflow_version_id or 'latest'}"
-        return "inline:" + spec_hash(self.load_spec())
+        spec = self.load_spec()
+        models = {str(p.path): p.content_hash() for p in self.model_packages(spec)}
+        return "inline:" + spec_hash({"spec": spec, "models": models} if models else spec)
+
+    def model_packages(self, spec: dict[str, Any]) -> list[ModelPackage]:
+        """The local model packages the spec loads, checked (a folder that would run Python code is refused)."""
+        try:
+            return [load_package(path) for path in local_model_ids(spec, self.workflow_parameters)]
+        except ModelPackageError as exc:
+            raise BackendError(f"Workflow {self.workflow_file}: {exc}", permanent=True) from exc
 
     def load_spec(self) -> dict[str, Any]:
         path = Path(self.workflow_file)
@@ -101,9 +117,10 @@ class SelfHostedBackend(VideoBackend):
         return spec
 
     def predict(self, video: VideoProbe, sink: PredictionSink, log: logging.Logger) -> None:
+        packages = [] if self.uses_saved_workflow else self.model_packages(self.load_spec())
         pipeline_cls = import_inference_pipeline(offline=not self.uses_saved_workflow)
         reset_tracker_ids()
-        collector = _FrameCollector(sink, self.detections_output, video.media.fps, log)
+        collector = _FrameCollector(sink, self.detections_output, video.media.fps, log, [p.path for p in packages])
         try:
             pipeline = pipeline_cls.init_with_workflow(
                 video_reference=video.path,
@@ -142,9 +159,12 @@ def import_inference_pipeline(offline: bool) -> Any:
     """Import inference only where a video is processed (a run worker, a camera worker).
 
     `inference` reads OFFLINE_MODE once, at import: offline (inline workflows), it makes no network
-    call at all. A process that imported it offline cannot fetch a saved workflow afterwards.
+    call at all. A process that imported it offline cannot fetch a saved workflow afterwards. It also
+    reads at import whether a model block may load a local package folder: allowed, because every
+    package an inline spec names is checked first (SelfHostedBackend.model_packages).
     """
     os.environ.setdefault("DISABLE_VERSION_CHECK", "true")
+    os.environ.setdefault("ALLOW_INFERENCE_MODELS_DIRECTLY_ACCESS_LOCAL_PACKAGES", "True")
     if offline:
         os.environ.setdefault("OFFLINE_MODE", "true")
     elif "inference" in sys.modules and os.environ.get("OFFLINE_MODE", "").lower() == "true":
@@ -188,8 +208,11 @@ def terminate_pipeline(pipeline: Any, log: logging.Logger) -> None:
 class _FrameCollector:
     """Turns InferencePipeline callbacks into FramePredictions, keeping errors the pipeline would swallow."""
 
-    def __init__(self, sink: PredictionSink, detections_output: str, fps: float, log: logging.Logger):
+    def __init__(
+        self, sink: PredictionSink, detections_output: str, fps: float, log: logging.Logger, packages: list[Path]
+    ):
         self.sink = sink
+        self.packages = packages  # the local model packages the workflow loads, named when it fails
         self.detections_output = detections_output
         self.fps = fps
         self.log = log
@@ -219,10 +242,14 @@ class _FrameCollector:
                 f"Writing predictions for {video.path} failed: {type(self.sink_error).__name__}: {self.sink_error}"
             ) from self.sink_error
         if self.inference_errors:
-            raise BackendError(
-                f"The workflow failed on {video.path}: {self.inference_errors[0]}. "
-                "Check that every block can run here (model blocks need an API key and network, or cached weights)."
+            advice = (
+                f"It loads the model package(s) {', '.join(map(str, self.packages))}: if the error is about the model, "
+                f"import the weights again (video-assets model import WEIGHTS.onnx --name NAME --replace)."
+                if self.packages
+                else "Check that every block can run here (model blocks need an API key and network, a local "
+                "model package, or cached weights)."
             )
+            raise BackendError(f"The workflow failed on {video.path}: {self.inference_errors[0]}. {advice}")
 
 
 def parse_result(result: dict[str, Any], detections_output: str) -> tuple[tuple[Detection, ...], dict[str, Any]]:
@@ -275,5 +302,6 @@ KIND = BackendKind(
     description="InferencePipeline in the run process; every frame",
     config=WorkflowConfig,
     build=lambda config, context: SelfHostedBackend.from_config(config, context.api_key),
+    runs_workflow_files=True,
     warm_up=lambda config: import_inference_pipeline(offline=not SelfHostedBackend.from_config(config).uses_saved_workflow),
 )

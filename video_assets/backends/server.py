@@ -254,4 +254,5 @@ KIND = BackendKind(
     description="a self-hosted inference server, through its pipeline API; every frame",
     config=ServerConfig,
     build=_build,
+    runs_workflow_files=True,
 )

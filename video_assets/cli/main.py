@@ -1,14 +1,14 @@
-"""The `video-assets` command: demo, process, sql, dev, cameras."""
+"""The `video-assets` command: demo, process, sql, dev, cameras, model."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import signal
-from dataclasses import replace
 import sys
 import threading
 
+from video_assets.cli import models as model_cli
 from video_assets.settings import Settings, SettingsError
 
 
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     run_cameras.add_argument("names", nargs="*", metavar="NAME")
     camera_commands.add_parser("status", help="each camera's worker state, last frame, fps, drops and gaps")
+    model_cli.add_commands(commands)
     args, dagster_args = parser.parse_known_args(argv)
     if dagster_args and args.command != "dev":
         parser.error(f"unrecognized arguments: {' '.join(dagster_args)}")
@@ -70,20 +71,15 @@ def main(argv: list[str] | None = None) -> int:
         from video_assets.cli import cameras as camera_cli
 
         return camera_cli.run(settings, args.names) if args.cameras_command == "run" else camera_cli.status(settings)
+    if args.command == "model":
+        return model_cli.run(settings, args)
     return dev_server(settings, dagster_args)
 
 
 def demo(settings: Settings) -> int:
-    from video_assets.cli.process import process
-    from video_assets.ingest.files import scan_drop_folders
-    from video_assets.samples import write_samples
+    from video_assets.cli.demo import demo as run_demo
 
-    inbox = settings.drop_folders[0]
-    if not any(f.is_video for f in scan_drop_folders([inbox])):
-        written = write_samples(settings.inbox)
-        print(f"Wrote {len(written)} sample videos into {settings.inbox}", flush=True)
-    # The samples are written whole before the sensor looks: it need not wait long to see them settle.
-    return process(replace(settings, sensor_interval_s=min(settings.sensor_interval_s, 1)))
+    return run_demo(settings)
 
 
 def run_worker(settings: Settings, queues: tuple[str, ...], concurrency: int | None) -> int:

@@ -24,6 +24,8 @@ def build_frame_predictions(after: Sequence[dg.AssetKey] = (), workflow_version:
 
     The configured workflow version is the asset's code version, so Dagster marks every partition
     made by another workflow stale; each materialization's data version is (video content, workflow).
+    (With per-source workflows the code version is all of them together, so Dagster's flag is coarse:
+    the nightly backfill compares each partition with its own source's workflow.)
     """
 
     @dg.asset(
@@ -44,7 +46,7 @@ def build_frame_predictions(after: Sequence[dg.AssetKey] = (), workflow_version:
         started = time.monotonic()
         try:
             limit_runtime(context, backend.max_runtime_s(raw_video))
-            identity = backend.identity()
+            identity = backend.identity(raw_video.source)
             with store.writer(raw_video, identity, backend.frames_expected(raw_video)) as writer:
                 backend.predict(raw_video, writer, context.log)
                 summary = writer.commit()
@@ -60,7 +62,7 @@ def build_frame_predictions(after: Sequence[dg.AssetKey] = (), workflow_version:
                 "(the container declares more frames than could be decoded, or the backend lost some)."
             )
         return dg.MaterializeResult(
-            metadata=_metadata(summary, identity.backend, identity.workflow_version, elapsed),
+            metadata={"source": raw_video.source, **_metadata(summary, identity.backend, identity.workflow_version, elapsed)},
             data_version=dg.DataVersion(f"{raw_video.sha256[:12]}:{identity.workflow_version}"),
         )
 

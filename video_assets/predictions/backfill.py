@@ -1,8 +1,9 @@
 """The nightly backfill: re-run video partitions that are missing, failed, or made by an older workflow.
 
 A partition is *stale* when its latest frame_predictions was made by another workflow version than
-the one configured now (the version is on every row and in the materialization metadata), so a
-workflow change re-runs exactly the videos it affects, like Pixeltable's recompute of a changed
+the one configured now for its source (the version is on every row and in the materialization
+metadata; a drop folder may have its own workflow), so a workflow change, or new weights in a model
+package it loads, re-runs exactly the videos it affects, like Pixeltable's recompute of a changed
 column. Failures marked permanent (an unreadable file), partitions that failed too often and
 partitions whose last run a person canceled are not retried; the schedule lists them in its tick log
 instead.
@@ -34,6 +35,15 @@ class PartitionState:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class _Made:
+    """A partition's newest frame_predictions materialization."""
+
+    timestamp: float
+    workflow_version: str
+    source: str  # its video's drop folder ("" when made before the source was recorded)
+
+
 def build_backfill_schedule(cron: str, batch_size: int, source_queues: Mapping[str, str] | None = None) -> dg.ScheduleDefinition:
     """`source_queues`: a video goes to the run-worker queue of the drop folder it came from, as from the sensor."""
     queues = source_queues or {}
@@ -48,7 +58,8 @@ def build_backfill_schedule(cron: str, batch_size: int, source_queues: Mapping[s
         "(run concurrency is capped by the instance's run queue).",
     )
     def video_backfill(context: dg.ScheduleEvaluationContext, backend: BackendSwitch):
-        states = classify_partitions(context.instance, backend.identity().workflow_version)
+        versions = backend.workflow_versions()
+        states = classify_partitions(context.instance, versions.pop(""), versions)
         chosen = plan_backfill(states, batch_size)
         context.log.info(_report(states, chosen))
         if not chosen:
@@ -83,22 +94,26 @@ def sources_of(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, str]:
     return sources
 
 
-def classify_partitions(instance: dg.DagsterInstance, workflow_version: str) -> list[PartitionState]:
+def classify_partitions(
+    instance: dg.DagsterInstance, workflow_version: str, source_versions: Mapping[str, str] | None = None
+) -> list[PartitionState]:
+    """Each video's state; `source_versions` has the workflow version of the drop folders with their own."""
     keys = instance.get_dynamic_partitions(videos_partitions.name)
     done = _latest_materializations(instance, FRAME_PREDICTIONS)
     runs = runs_by_partition(instance, keys)
     states = []
     for key in keys:
         latest = done.get(key)
-        since = [r for r in runs.get(key, []) if latest is None or r.create_timestamp.timestamp() > latest[0]]
-        states.append(_state(instance, key, latest, since, workflow_version))
+        since = [r for r in runs.get(key, []) if latest is None or r.create_timestamp.timestamp() > latest.timestamp]
+        wanted = (source_versions or {}).get(latest.source, workflow_version) if latest else workflow_version
+        states.append(_state(instance, key, latest, since, wanted))
     return states
 
 
 def _state(
     instance: dg.DagsterInstance,
     key: str,
-    latest: tuple[float, str] | None,
+    latest: _Made | None,
     runs_since: list[dg.RunRecord],
     workflow_version: str,
 ) -> PartitionState:
@@ -116,22 +131,26 @@ def _state(
         return PartitionState(key, "failed", message)
     if latest is None:
         return PartitionState(key, "missing")
-    if latest[1] != workflow_version:
-        return PartitionState(key, "stale", f"made by {latest[1]}, now {workflow_version}")
+    if latest.workflow_version != workflow_version:
+        return PartitionState(key, "stale", f"made by {latest.workflow_version}, now {workflow_version}")
     return PartitionState(key, "done")
 
 
-def _latest_materializations(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> dict[str, tuple[float, str]]:
-    """partition -> (timestamp, workflow_version) of its newest materialization, in pages."""
-    latest: dict[str, tuple[float, str]] = {}
+def _latest_materializations(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> dict[str, _Made]:
+    """partition -> its newest materialization, read in pages."""
+    latest: dict[str, _Made] = {}
     cursor = None
     while True:
         page = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key), limit=1000, cursor=cursor)
         for record in page.records:
             materialization = record.asset_materialization
             if materialization.partition and materialization.partition not in latest:
-                version = materialization.metadata.get("workflow_version")
-                latest[materialization.partition] = (record.timestamp, getattr(version, "value", ""))
+                metadata = materialization.metadata
+                latest[materialization.partition] = _Made(
+                    record.timestamp,
+                    str(getattr(metadata.get("workflow_version"), "value", "")),
+                    str(getattr(metadata.get("source"), "value", "")),
+                )
         if not page.has_more:
             return latest
         cursor = page.cursor

@@ -39,11 +39,14 @@ def bind_backend(settings: Settings) -> Any:
 
 
 def configured_workflow_version(settings: Settings) -> str | None:
-    """The workflow version the configured backend runs: frame_predictions' code version.
+    """The workflow version the configured backend runs: frame_predictions' code version. With drop
+    folders that have their own workflow, all of them (`default;source=version;...`).
 
-    None when it cannot be known at load time (an unreadable workflow file fails the run, not the load).
+    None when it cannot be known at load time (an unreadable workflow file or a missing model package
+    fails the run, not the load).
     """
     try:
-        return Backend(**backend_config(settings)).identity().workflow_version
+        versions = Backend(**backend_config(settings)).workflow_versions()
     except BackendError:
         return None
+    return ";".join(f"{source}={version}" if source else version for source, version in versions.items())

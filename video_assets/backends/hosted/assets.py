@@ -26,7 +26,7 @@ from video_assets.runs import limit_runtime
     description="The video uploaded to the hosted API's signed URL (streamed from disk; skipped if already uploaded).",
 )
 def uploaded_video(context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: BackendSwitch) -> dg.MaterializeResult:
-    hosted = _hosted(context, backend)
+    hosted = _hosted(context, backend, raw_video)
     if hosted is None:
         return _not_used(backend)
     limit_runtime(context, hosted.max_runtime_s(raw_video))
@@ -50,7 +50,7 @@ def uploaded_video(context: dg.AssetExecutionContext, raw_video: VideoProbe, bac
     description="One hosted inference job per (video, workflow or model, fps): submitted once, polled until done.",
 )
 def inference_job(context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: BackendSwitch) -> dg.MaterializeResult:
-    hosted = _hosted(context, backend)
+    hosted = _hosted(context, backend, raw_video)
     if hosted is None:
         return _not_used(backend)
     limit_runtime(context, hosted.max_runtime_s(raw_video))
@@ -80,12 +80,12 @@ def inference_job(context: dg.AssetExecutionContext, raw_video: VideoProbe, back
     )
 
 
-def _hosted(context: dg.AssetExecutionContext, backend: BackendSwitch) -> HostedBackend | None:
+def _hosted(context: dg.AssetExecutionContext, backend: BackendSwitch, video: VideoProbe) -> HostedBackend | None:
     if backend.kind != KIND.name:
         context.log.info(f"The backend for this run is {backend.kind}; the hosted steps have nothing to do.")
         return None
     try:
-        hosted = backend.implementation()
+        hosted = backend.implementation(video.source)  # refused before anything is paid for, if it cannot run
     except BackendError as exc:
         exc.permanent = True  # a configuration problem: retrying cannot help
         raise as_failure(exc) from None
