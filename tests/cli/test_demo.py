@@ -18,14 +18,14 @@ CLI = [sys.executable, "-m", "video_assets.cli.main"]
 
 def test_the_faces_folder_is_added_to_what_is_configured_unless_it_exists(tmp_path) -> None:
     env = {"VIDEO_ASSETS_HOME": str(tmp_path), "VIDEO_ASSETS_DROP_FOLDERS": f"dock={tmp_path / 'dock'}"}
-    added = face_source_environment(Settings.from_env(env), env)
+    added = face_source_environment(Settings.from_env(env))
     assert added == {
         "VIDEO_ASSETS_DROP_FOLDERS": f"dock={tmp_path / 'dock'},faces={tmp_path / 'faces'}",
         "VIDEO_ASSETS_SOURCE_WORKFLOWS": f"faces={FACE_WORKFLOW_FILE}",
     }
     configured = {**env, **added}
     assert [f.source for f in Settings.from_env(configured).drop_folders] == ["inbox", "dock", "faces"]
-    assert face_source_environment(Settings.from_env(configured), configured) == {}
+    assert face_source_environment(Settings.from_env(configured)) == {}
 
 
 @pytest.mark.slow

@@ -10,7 +10,6 @@ both variables for itself and the processes it starts, unless they already name 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import replace
 
 from video_assets.backends.self_hosted import FACE_WORKFLOW_FILE
@@ -27,12 +26,12 @@ order by s.source, s.file
 """
 
 
-def face_source_environment(settings: Settings, env: Mapping[str, str]) -> dict[str, str]:
+def face_source_environment(settings: Settings) -> dict[str, str]:
     """The variables that add the `faces` drop folder with the face-tracking workflow (none if it exists)."""
     if any(folder.source == FACES_SOURCE for folder in settings.drop_folders):
         return {}
-    folders = env.get("VIDEO_ASSETS_DROP_FOLDERS", "").strip(" ,")
-    workflows = env.get("VIDEO_ASSETS_SOURCE_WORKFLOWS", "").strip(" ,")
+    folders = ",".join(f"{folder.source}={folder.path}" for folder in settings.extra_drop_folders)
+    workflows = str(settings.backend.values.get("source_workflows", "")).strip(" ,")
     return {
         "VIDEO_ASSETS_DROP_FOLDERS": ",".join(filter(None, [folders, f"{FACES_SOURCE}={settings.home / FACES_SOURCE}"])),
         "VIDEO_ASSETS_SOURCE_WORKFLOWS": ",".join(filter(None, [workflows, f"{FACES_SOURCE}={FACE_WORKFLOW_FILE}"])),
@@ -45,7 +44,7 @@ def demo(settings: Settings) -> int:
     from video_assets.ingest.files import scan_drop_folders
     from video_assets.samples import FACE_SAMPLE, write_sample, write_samples
 
-    added = face_source_environment(settings, os.environ)
+    added = face_source_environment(settings)
     if added:
         os.environ.update(added)  # the daemon and the run workers read their settings from the environment
         settings = Settings.from_env()
