@@ -20,6 +20,14 @@ def request(sha: str, frames: int = 10, window_s: float = 60, capacity: int = 3,
     return JoinRequest(spec, sha, f"video-{sha}", f"/videos/{sha}.mp4", f"va{sha}-v.mp4", frames, "{}", window_s, capacity, budget)
 
 
+def submit(ledger: SqliteBatchLedger, group_id: str, *shas: str):
+    """What a driver does once the window ended: close, upload, record the submission (before posting)."""
+    ledger.lead(group_id, "run-1", T0 + 60, lease_s=30)
+    for sha in shas:
+        ledger.mark_staged(group_id, sha)
+    return ledger.begin_submission(group_id, "run-1")
+
+
 def test_videos_ready_within_the_window_share_a_group_until_it_is_full(ledger) -> None:
     a = ledger.join(request("a"), T0)
     b = ledger.join(request("b"), T0 + 30)
@@ -83,17 +91,14 @@ def test_a_submission_records_the_staged_frames_before_the_job_exists(ledger) ->
 
 def test_a_group_whose_videos_all_left_starts_no_job(ledger) -> None:
     group_id = ledger.join(request("a"), T0).group_id
-    ledger.lead(group_id, "run-1", T0 + 60, lease_s=30)
     ledger.drop(group_id, "a", "gone")
-    assert ledger.begin_submission(group_id, "run-1") is None
+    assert submit(ledger, group_id) is None
     assert ledger.group(group_id).state == "empty" and ledger.submitted_frames() == 0
 
 
 def test_a_refused_job_frees_its_videos_and_its_frames(ledger) -> None:
     group_id = ledger.join(request("a", frames=50), T0).group_id
-    ledger.lead(group_id, "run-1", T0 + 60, lease_s=30)
-    ledger.mark_staged(group_id, "a")
-    ledger.begin_submission(group_id, "run-1")
+    submit(ledger, group_id, "a")
     ledger.record_refused(group_id, "HTTP 402 Batch processing is not enabled")
     member = ledger.member(SPEC, "a")
     assert member is not None and (member.state, member.message) == ("refused", "HTTP 402 Batch processing is not enabled")
@@ -113,10 +118,7 @@ def test_the_budget_counts_submitted_frames_and_frames_waiting_in_open_groups(le
         ledger.join(request("b", frames=50, budget=100), T0 + 1)
     assert (refused.value.used, refused.value.asked, refused.value.budget) == (60, 50, 100)
     ledger.join(request("c", frames=40, budget=100), T0 + 2)
-    ledger.lead(group_id, "run-1", T0 + 60, lease_s=30)
-    for sha in ("a", "c"):
-        ledger.mark_staged(group_id, sha)
-    ledger.begin_submission(group_id, "run-1")
+    submit(ledger, group_id, "a", "c")
     assert ledger.submitted_frames() == 100
     with pytest.raises(BudgetExceeded):
         ledger.join(request("d", frames=1, budget=100), T0 + 61)
@@ -124,9 +126,7 @@ def test_the_budget_counts_submitted_frames_and_frames_waiting_in_open_groups(le
 
 def test_force_resubmit_sets_a_submitted_video_aside_once(ledger) -> None:
     group_id = ledger.join(request("a"), T0).group_id
-    ledger.lead(group_id, "run-1", T0 + 60, lease_s=30)
-    ledger.mark_staged(group_id, "a")
-    ledger.begin_submission(group_id, "run-1")
+    submit(ledger, group_id, "a")
     ledger.record_submitted(group_id)
     ledger.set_aside(SPEC, "a", "run-9")
     moved = ledger.join(request("a"), T0 + 100)
@@ -136,9 +136,7 @@ def test_force_resubmit_sets_a_submitted_video_aside_once(ledger) -> None:
 
 def test_statuses_move_a_submitted_group_to_done_or_failed_and_back(ledger) -> None:
     group_id = ledger.join(request("a"), T0).group_id
-    ledger.lead(group_id, "run-1", T0 + 60, lease_s=30)
-    ledger.mark_staged(group_id, "a")
-    ledger.begin_submission(group_id, "run-1")
+    submit(ledger, group_id, "a")
     ledger.record_submitted(group_id)
     ledger.record_status(group_id, "failed", "processing", "OOM", None)
     assert (ledger.group(group_id).state, ledger.group(group_id).message) == ("failed", "OOM")

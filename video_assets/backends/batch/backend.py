@@ -45,7 +45,6 @@ from video_assets.backends.batch.ledger import (
     DRIVEN,
     REJOINABLE,
     BatchLedger,
-    BudgetExceeded,
     Group,
     JoinRequest,
     LeaseLost,
@@ -54,8 +53,8 @@ from video_assets.backends.batch.ledger import (
 )
 from video_assets.backends.hosted.backend import FORCE_HINT, HostedConfig, without_query
 from video_assets.backends.hosted.contract import sampled_frames
-from video_assets.backends.hosted.ledger import this_process
 from video_assets.backends.self_hosted import DEFAULT_DETECTIONS_OUTPUT
+from video_assets.backends.sqlite_ledger import BudgetExceeded, this_process
 from video_assets.ingest.keys import readable_name
 from video_assets.ingest.probe import VideoProbe
 from video_assets.roboflow.http import RetryPolicy, RoboflowHttp, RoboflowRequestError

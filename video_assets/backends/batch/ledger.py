@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from video_assets.backends.batch.contract import new_batch_id, new_job_id
+from video_assets.backends.sqlite_ledger import BudgetExceeded, SqliteLedger
 
 REJOINABLE = ("dropped", "refused")  # nothing was submitted for the video: it may join a new group
 DRIVEN = ("open", "closed", "submitting")  # a member run with the lease moves the group on
@@ -109,12 +109,6 @@ class LeaseLost(Exception):
     """Another member run drives the group now (this one went silent for longer than the lease)."""
 
 
-class BudgetExceeded(Exception):
-    def __init__(self, used: int, asked: int, budget: int):
-        super().__init__(used, asked, budget)
-        self.used, self.asked, self.budget = used, asked, budget
-
-
 class BatchLedger(ABC):
     """What runs agree on. Times are seconds since the epoch, given by the caller."""
 
@@ -181,12 +175,9 @@ class BatchLedger(ABC):
     def submitted_frames(self) -> int: ...
 
 
-class SqliteBatchLedger(BatchLedger):
+class SqliteBatchLedger(SqliteLedger, BatchLedger):
     def __init__(self, path: Path):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as conn:
-            conn.executescript(_SCHEMA)
+        super().__init__(path, _SCHEMA)
 
     def member(self, spec: str, sha256: str) -> Member | None:
         with closing(self._connect()) as conn:
@@ -349,26 +340,6 @@ class SqliteBatchLedger(BatchLedger):
     def _update_group(self, group_id: str, assignments: str, condition: str) -> None:
         with self._transaction() as conn:
             conn.execute(f"UPDATE groups SET {assignments}, updated_at=? WHERE group_id=? AND {condition}", (_stamp(), group_id))
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA synchronous=FULL")
-        return conn
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
 
 
 def _committed_frames(conn: sqlite3.Connection) -> int:
