@@ -5,6 +5,7 @@
     python benchmarks/pipeline_probe.py ablation VIDEO               # (c) where the time goes
     python benchmarks/pipeline_probe.py rss VIDEO HOME               # (d) peak RSS of one materialization
     python benchmarks/pipeline_probe.py bare VIDEO                   # one bare run (for parallel baselines)
+    python benchmarks/pipeline_probe.py bare_many VIDEO...           # (h) clips one after another, one process
 """
 
 from __future__ import annotations
@@ -126,10 +127,16 @@ def bare(video: str) -> dict:
     return {"frames": frames, "seconds": seconds, "fps": frames / seconds}
 
 
+def bare_many(videos: list[str]) -> dict:
+    spec = shipped_spec()
+    return {"frames": sum(bare_run(video, spec)[0] for video in videos)}
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     handlers = {"compare": lambda: compare(args[0], args[1], int(args[2])), "decode": lambda: decode(args[0]),
-                "ablation": lambda: ablation(args[0]), "rss": lambda: rss(args[0], args[1]), "bare": lambda: bare(args[0])}
+                "ablation": lambda: ablation(args[0]), "rss": lambda: rss(args[0], args[1]), "bare": lambda: bare(args[0]),
+                "bare_many": lambda: bare_many(args)}
     result = handlers[mode]()
     sys.stdout.flush()
     print("RESULT " + json.dumps(result), flush=True)

@@ -1,11 +1,11 @@
 """The benchmark harness: every figure is a ratio against a baseline measured in the same run.
 
-    .venv/bin/python benchmarks/run.py            # full run (about 15-20 minutes on 2 cores)
-    .venv/bin/python benchmarks/run.py --smoke    # tiny inputs, checks the harness works (about 1-2 minutes)
-    .venv/bin/python benchmarks/run.py --only e,f # some measurements only
+    .venv/bin/python benchmarks/run.py            # every row (about 30 minutes on 2 cores)
+    .venv/bin/python benchmarks/run.py --smoke    # tiny inputs, checks the harness works
+    .venv/bin/python benchmarks/run.py --only e,f # some rows only (the others of the last run are kept)
 
 Inputs are generated under benchmarks/work/ (reused while they exist). Results are written to
-benchmarks/results/latest.json and latest.md.
+benchmarks/results/latest.json and latest.md after each measurement, so a failure later on loses nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path[:0] = [str(REPO), str(BENCH)]
 
+import workers_bench  # noqa: E402
 from videos import synthetic_video  # noqa: E402
 
 
@@ -43,10 +44,12 @@ class Scale:
     sensor_counts: tuple[int, ...] = (100, 1_000, 10_000)
     sql_rows: tuple[int, ...] = (1_000_000, 10_000_000)
     repeats: int = 2
+    short_clips: int = 20
+    one_frame_runs: int = 50
 
 
 SMOKE = Scale(seconds_720p=2, backfill_videos=2, backfill_seconds=2, rss_short_s=2, rss_long_s=6,
-              sensor_counts=(20, 200), sql_rows=(20_000,), repeats=1)
+              sensor_counts=(20, 200), sql_rows=(20_000,), repeats=1, short_clips=3, one_frame_runs=3)
 
 
 def python() -> str:
@@ -162,7 +165,7 @@ def measure_g(work: Path, scale: Scale) -> dict:
         "import json, sys, time\n"
         "t = time.perf_counter()\n"
         "import video_assets.definitions as d\n"
-        "d.defs.resolve_asset_graph()\n"
+        "d.defs().resolve_asset_graph()\n"
         "print(json.dumps({'load_s': time.perf_counter() - t, "
         "'heavy': sorted(m for m in ('inference', 'torch', 'cv2') if m in sys.modules)}))\n"
     )
@@ -178,10 +181,38 @@ def measure_g(work: Path, scale: Scale) -> dict:
     }
 
 
-ALL = "a,b,d,e,f,g"
-MEASUREMENTS: dict[str, Callable[[Path, Scale], dict]] = {
-    "a": measure_a_c, "b": measure_b, "d": measure_d, "e": measure_e, "f": measure_f, "g": measure_g,
-}
+@dataclass(frozen=True)
+class Measurement:
+    """One measurement; some produce several rows of the table (a measures c's baseline too)."""
+
+    key: str  # its entry in latest.json
+    rows: tuple[str, ...]  # the row letters it produces
+    measure: Callable[[Path, Scale], dict]
+
+
+MEASUREMENTS = [
+    Measurement("a", ("a", "c"), measure_a_c),
+    Measurement("b", ("b",), measure_b),
+    Measurement("d", ("d",), measure_d),
+    Measurement("e", ("e",), measure_e),
+    Measurement("f", ("f",), measure_f),
+    Measurement("g", ("g",), measure_g),
+    Measurement("h", ("h",), lambda work, scale: workers_bench.measure_h(work, scale.short_clips)),
+    Measurement("i", ("i", "k"), lambda work, scale: workers_bench.measure_i_k(work, scale.one_frame_runs)),
+    Measurement("j", ("j",), lambda work, scale: workers_bench.measure_j(work)),
+]
+ROWS = {row: m for m in MEASUREMENTS for row in m.rows}
+
+
+def selected(only: str | None) -> list[Measurement]:
+    """The measurements behind the row letters asked for; an unknown letter is refused before anything runs."""
+    if not only:
+        return list(MEASUREMENTS)
+    letters = [letter.strip() for letter in only.split(",") if letter.strip()]
+    unknown = [letter for letter in letters if letter not in ROWS]
+    if unknown:
+        raise SystemExit(f"run.py: unknown row(s) {', '.join(unknown)}; the rows are {', '.join(sorted(ROWS))}")
+    return [m for m in MEASUREMENTS if any(ROWS[letter] is m for letter in letters)]
 
 
 def machine() -> str:
@@ -201,9 +232,10 @@ def quiet_dagster_logs() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--only", default=ALL, help="a (with c), b, d, e, f, g")
+    parser.add_argument("--only", help=f"row letters, comma-separated: {', '.join(sorted(ROWS))}")
     parser.add_argument("--out", default=str(BENCH / "results"))
     args = parser.parse_args()
+    chosen = selected(args.only)
     quiet_dagster_logs()
     scale = SMOKE if args.smoke else Scale()
     work = BENCH / "work" / ("smoke" if args.smoke else "full")
@@ -213,20 +245,36 @@ def main() -> int:
     stem = "smoke" if args.smoke else "latest"
     previous = out / f"{stem}.json"
     # --only re-measures some rows and keeps the others of the last run (each row says when it was taken).
-    results: dict = json.loads(previous.read_text()) if previous.exists() and args.only != ALL else {}
+    results: dict = json.loads(previous.read_text()) if previous.exists() and args.only else {}
     results.update({"machine": machine(), "smoke": args.smoke})
-    for name in args.only.split(","):
+    failed = []
+    for measurement in chosen:
+        rows = ",".join(measurement.rows)
         started = time.perf_counter()
-        print(f"[{name}] measuring ...", flush=True)
-        results[name] = {**MEASUREMENTS[name](work, scale),
-                         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        print(f"[{name}] done in {time.perf_counter() - started:.0f} s", flush=True)
+        print(f"[{rows}] measuring ...", flush=True)
+        try:
+            figures = measurement.measure(work, scale)
+        except Exception as exc:  # keep what was measured; say which row failed
+            failed.append(f"[{rows}] failed after {time.perf_counter() - started:.0f} s: {type(exc).__name__}: {exc}")
+            print(failed[-1], flush=True)
+            continue
+        results[measurement.key] = {**figures, "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        save(out, stem, results)
+        print(f"[{rows}] done in {time.perf_counter() - started:.0f} s", flush=True)
+    from report import markdown
+
+    save(out, stem, results)
+    print(markdown(results))
+    for line in failed:
+        print(line, file=sys.stderr)
+    return 1 if failed else 0
+
+
+def save(out: Path, stem: str, results: dict) -> None:
     from report import markdown
 
     (out / f"{stem}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (out / f"{stem}.md").write_text(markdown(results))
-    print(markdown(results))
-    return 0
 
 
 if __name__ == "__main__":

@@ -57,10 +57,15 @@ def failure_of(instance: dg.DagsterInstance, run_id: str) -> tuple[str, bool]:
             return user.description or "", is_permanent(user.metadata)
         if data.error:
             return data.error.message.strip().splitlines()[-1], False
+    for record in reversed(instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records):
+        event = record.event_log_entry.dagster_event
+        engine = event.engine_event_data if event else None
+        if engine is not None and engine.error is not None:  # e.g. the run could not be handed to a worker
+            return engine.error.message.strip().splitlines()[0], False
     for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records:
-        message = record.event_log_entry.message or ""
-        if message:
-            return message.strip().splitlines()[-1], False
+        message = (record.event_log_entry.message or "").strip()
+        if message:  # e.g. run monitoring: "Detected run worker status FAILED: ..." (details on later lines)
+            return message.splitlines()[0], False
     return "the run did not succeed (see the run in the UI)", False
 
 

@@ -102,6 +102,7 @@ class SelfHostedBackend(VideoBackend):
 
     def predict(self, video: VideoProbe, sink: PredictionSink, log: logging.Logger) -> None:
         pipeline_cls = import_inference_pipeline(offline=not self.uses_saved_workflow)
+        reset_tracker_ids()
         collector = _FrameCollector(sink, self.detections_output, video.media.fps, log)
         try:
             pipeline = pipeline_cls.init_with_workflow(
@@ -157,6 +158,23 @@ def import_inference_pipeline(offline: bool) -> Any:
         warnings.simplefilter("ignore")
         from inference import InferencePipeline
     return InferencePipeline
+
+
+def reset_tracker_ids() -> None:
+    """Every video's tracks are numbered from the start, whatever ran before in this worker process.
+
+    The `trackers` library (behind the workflow tracker blocks) numbers tracks with a class-level
+    counter per tracker kind, which only its Tracker.reset() clears ("when switching to a new video");
+    the blocks build a new tracker per pipeline without calling it, so ids would run on from video
+    to video in a long-lived process.
+    """
+    from trackers.utils.base_tracklet import BaseTracklet
+
+    pending: list[type] = [BaseTracklet]
+    while pending:
+        tracklet = pending.pop()
+        tracklet.count_id = 0  # type: ignore[attr-defined]
+        pending.extend(tracklet.__subclasses__())
 
 
 def terminate_pipeline(pipeline: Any, log: logging.Logger) -> None:

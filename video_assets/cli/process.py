@@ -61,6 +61,11 @@ def process(settings: Settings, settle_timeout_s: float = 3600.0) -> int:
         echo = functools.partial(print, file=console, flush=True)
         echo(f"Logs: {settings.logs_dir} (daemon.log, workers.log, {log_path.name})")
         try:
+            build_definitions(settings)  # what the daemon and the workers will load: fail here, and say why
+        except Exception as exc:
+            echo(f"video-assets: the code location does not load: {type(exc).__name__}: {exc}")
+            return 2
+        try:
             with local_services(settings) as services, dg.DagsterInstance.get() as instance:
                 if not services.services:
                     echo("Using the daemon and run workers of the running `video-assets dev`.")

@@ -26,6 +26,7 @@ def build_drop_folder_sensor(interval_s: int) -> dg.SensorDefinition:
             library.scan(),
             sha256=library.hashes().sha256,
             existing_keys=lambda: context.instance.get_dynamic_partitions(videos_partitions.name),
+            quiet_ns=2 * interval_s * 1_000_000_000,  # unchanged for two intervals: as settled as two ticks make it
         )
         _log_settlements(context, plan)
         return dg.SensorResult(

@@ -92,8 +92,11 @@ def plan_tick(
     now_ns: int | None = None,
     max_settled: int = MAX_SETTLED_PER_TICK,
     hash_budget_s: float = HASH_BUDGET_S,
+    quiet_ns: int | None = None,
 ) -> TickPlan:
-    """Decide what this tick does. A file is taken once it was seen unchanged on two ticks."""
+    """Decide what this tick does. A file is taken once it was seen unchanged on two ticks, or at once
+    if its inode has not changed for `quiet_ns` (every write changes ctime, and nothing can set it back:
+    a folder of existing footage starts at the first tick)."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     candidates = sorted((f for f in files if cursor.needs_look(f)), key=lambda f: (f.ctime_ns, f.file_id))
     started = time.monotonic()
@@ -104,7 +107,8 @@ def plan_tick(
     deferred: list[DroppedFile] = []
     for dropped in candidates:
         fingerprint = list(dropped.fingerprint)
-        if cursor.pending.get(dropped.file_id) != fingerprint:
+        quiet = quiet_ns is not None and now_ns - dropped.ctime_ns >= quiet_ns
+        if cursor.pending.get(dropped.file_id) != fingerprint and not quiet:
             pending[dropped.file_id] = fingerprint
             waiting.append(dropped)
         elif len(settled) >= max_settled or time.monotonic() - started > hash_budget_s:

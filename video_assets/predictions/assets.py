@@ -1,6 +1,8 @@
 """frame_predictions: run the configured backend over every frame of a video, land it as Parquet."""
 
+import os
 import time
+from pathlib import Path
 from typing import Sequence
 
 import dagster as dg
@@ -78,5 +80,15 @@ def _metadata(summary: WriteSummary, backend: str, workflow_version: str, elapse
         "workflow_version": workflow_version,
         "processing_s": round(elapsed_s, 3),
         "frames_per_s": round(summary.frames_processed / elapsed_s, 1) if elapsed_s else 0.0,
+        # Run workers live on between runs: a value that keeps growing from run to run is a leak.
+        "worker_rss_mb": round(_rss_bytes() / 2**20, 1),
         **{f"{table}_file": dg.MetadataValue.path(str(path)) for table, path in summary.files.items()},
     }
+
+
+def _rss_bytes() -> int:
+    """Resident memory of this process now (Linux), 0 where /proc is not there."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0

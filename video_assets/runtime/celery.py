@@ -39,7 +39,10 @@ def launcher_config(settings: Settings) -> dict[str, Any]:
                 "polling_interval": POLL_S,
             },
             "broker_connection_retry_on_startup": True,
-            "worker_prefetch_multiplier": 1,  # a worker process takes one run at a time
+            # With a polling transport, a prefork worker that may reserve only one message per process fetches
+            # the next run only when its 2 s poll times out (measured: 1.7 s median dispatch vs 0.06 s with 4).
+            # Dagster's run queue already bounds the runs in flight, and each process still runs one at a time.
+            "worker_prefetch_multiplier": 4,
             "worker_max_tasks_per_child": settings.worker_max_runs,  # then it is replaced (bounds leaks)
             "worker_proc_alive_timeout": 120,  # a new worker process imports `inference` before it reports
             "worker_hijack_root_logger": False,

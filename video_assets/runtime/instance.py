@@ -11,9 +11,8 @@ import dagster as dg
 import yaml
 
 from video_assets.runtime.celery import launcher_config, prepare_folders
-from video_assets.settings import REPO_DIR, Settings
+from video_assets.settings import Settings
 
-WORKSPACE_FILE = REPO_DIR / "workspace.yaml"
 MANAGED = "# Managed by video-assets: rewritten from its settings at every start. Delete this line to keep your own edits."
 RUN_MONITOR_POLL_S = 2  # how often the daemon checks that each run's worker is alive
 START_TIMEOUT_S = 180  # a run not started by a worker by then is failed (no worker is listening?)
@@ -81,11 +80,3 @@ def write_instance_yaml(settings: Settings) -> Path:
     body = yaml.safe_dump(instance_config(settings), sort_keys=False)
     path.write_text(f"{MANAGED}\n{body}")
     return path
-
-
-def workspace_file() -> Path:
-    if not WORKSPACE_FILE.exists():
-        raise FileNotFoundError(
-            f"{WORKSPACE_FILE} is missing: install video-assets from a checkout (`pip install -e .`)."
-        )
-    return WORKSPACE_FILE

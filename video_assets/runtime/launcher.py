@@ -1,17 +1,38 @@
-"""The run launcher: dagster-celery's CeleryRunLauncher, with termination recorded as a cancellation.
+"""The run launcher: dagster-celery's CeleryRunLauncher, with two things said clearly.
 
-CeleryRunLauncher.terminate revokes the run's Celery task (the worker interrupts the run) but, unlike
-Dagster's default launcher, does not first mark the run CANCELING; the interrupted run then ends as
-FAILURE ("interrupted unexpectedly") and the nightly backfill would retry what a person stopped. This
-subclass marks the run CANCELING first, so Dagster records it as CANCELED.
+- Termination is recorded as a cancellation: CeleryRunLauncher.terminate revokes the run's Celery task
+  (the worker interrupts the run) but, unlike Dagster's default launcher, does not first mark the run
+  CANCELING; the interrupted run then ends as FAILURE ("interrupted unexpectedly") and the nightly
+  backfill would retry what a person stopped.
+- A run the broker cannot take (a full disk under the queue folder, a broker that is down) fails with
+  a message that names the broker and what to do, instead of the transport's internal error alone.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from dagster_celery.launcher import CeleryRunLauncher
 
 
 class RunLauncher(CeleryRunLauncher):
+    def launch_run(self, context: Any) -> None:
+        try:
+            super().launch_run(context)
+        except Exception as exc:
+            root = exc
+            while root.__cause__ is not None or root.__context__ is not None:
+                root = root.__cause__ or root.__context__  # type: ignore[assignment]
+            because = f": {root}" if root is not exc else ""
+            raise RuntimeError(
+                f"The run queue ({self._where()}) did not take the run{because} ({exc}). "
+                "Free disk space there or start the broker, then re-run the video."
+            ) from exc
+
+    def _where(self) -> str:
+        options = (self.config_source or {}).get("broker_transport_options") or {}
+        return options.get("data_folder_in") or str(self.broker).split("@")[-1]  # never a password
+
     def terminate(self, run_id: str) -> bool:
         run = self._instance.get_run_by_id(run_id)
         if run is None:

@@ -1,5 +1,7 @@
 """The local services runs need, started as child processes and stopped without leaving any behind.
 
+- a code server (`dagster code-server start`) that the daemon and the webserver share, as `dagster dev`
+  does, so that "Reload" in the UI reloads the definitions the sensors and schedules run with too;
 - the Dagster daemon (`dagster-daemon run`): sensor and schedule ticks, the run queue, backfills,
   run monitoring; `video-assets process` follows its progress through the instance;
 - the run workers (`celery ... worker`): long-lived processes that execute runs;
@@ -26,11 +28,13 @@ from pathlib import Path
 from typing import IO, Iterator
 
 import dagster as dg
+import yaml
 
 from video_assets.runtime.celery import QUEUE, celery_folder
-from video_assets.runtime.instance import workspace_file
-from video_assets.settings import Settings
+from video_assets.settings import REPO_DIR, Settings
 
+CODE_LOCATION_MODULE = "video_assets.definitions"
+LOCATION_NAME = "video_assets"  # as in the checkout's workspace.yaml
 STOP_GRACE_S = 6.0  # after SIGTERM, then SIGKILL: `dev` must be gone within 10 s of Ctrl-C
 WORKER_ERROR_FILE = "worker-error.txt"  # a worker process that cannot start writes why here
 
@@ -140,13 +144,15 @@ def local_services(settings: Settings, webserver_args: list[str] | None = None) 
             yield Services(settings, [])  # e.g. `video-assets dev` is running: its daemon and workers serve us
             return
         (celery_folder(settings) / WORKER_ERROR_FILE).unlink(missing_ok=True)
-        services = [daemon(settings), run_workers(settings)]
-        if webserver_args is not None:
-            services.append(webserver(settings, webserver_args))
         env = dict(os.environ)  # prepare_environment() has set VIDEO_ASSETS_HOME and DAGSTER_HOME
         running = Services(settings, [])
         try:
-            for service in services:
+            for service in (run_workers(settings), code_server(settings, port := _free_port())):
+                service.start(env)
+                running.services.append(service)
+            workspace = shared_workspace(settings, port)
+            _wait_for_port(port, running)
+            for service in (daemon(workspace, settings), *([webserver(workspace, settings, webserver_args)] if webserver_args is not None else [])):
                 service.start(env)
                 running.services.append(service)
             yield running
@@ -154,8 +160,25 @@ def local_services(settings: Settings, webserver_args: list[str] | None = None) 
             running.stop()
 
 
-def daemon(settings: Settings) -> Service:
-    return Service("Dagster daemon", [_bin("dagster-daemon"), "run", "-w", str(workspace_file())], settings.logs_dir / "daemon.log")
+def code_server(settings: Settings, port: int) -> Service:
+    command = [
+        _bin("dagster"), "code-server", "start", "-m", CODE_LOCATION_MODULE, "--location-name", LOCATION_NAME,
+        "-d", str(REPO_DIR), "-h", "127.0.0.1", "-p", str(port),
+    ]  # fmt: skip
+    return Service("code server", command, settings.logs_dir / "code-server.log")
+
+
+def shared_workspace(settings: Settings, port: int) -> Path:
+    """A workspace file pointing at the shared code server (the checkout's workspace.yaml loads the module
+    directly, for a plain `dagster dev -w workspace.yaml`)."""
+    path = settings.state_dir / "workspace.yaml"
+    server = {"grpc_server": {"host": "127.0.0.1", "port": port, "location_name": LOCATION_NAME}}
+    path.write_text(yaml.safe_dump({"load_from": [server]}))
+    return path
+
+
+def daemon(workspace: Path, settings: Settings) -> Service:
+    return Service("Dagster daemon", [_bin("dagster-daemon"), "run", "-w", str(workspace)], settings.logs_dir / "daemon.log")
 
 
 def run_workers(settings: Settings, queues: tuple[str, ...] = (QUEUE,), concurrency: int | None = None) -> Service:
@@ -166,13 +189,14 @@ def run_workers(settings: Settings, queues: tuple[str, ...] = (QUEUE,), concurre
         f"--queues={','.join(queues)}",
         f"--hostname=video-assets-{os.getpid()}@{socket.gethostname()}",
         "--loglevel=INFO",
+        "--optimization=fair",  # a reserved run goes to a process that is free
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip
     return Service("run workers", command, settings.logs_dir / "workers.log", graceful=False)
 
 
-def webserver(settings: Settings, args: list[str]) -> Service:
-    command = [_bin("dagster-webserver"), "-w", str(workspace_file()), *args]
+def webserver(workspace: Path, settings: Settings, args: list[str]) -> Service:
+    command = [_bin("dagster-webserver"), "-w", str(workspace), *args]
     return Service("Dagster webserver", command, settings.logs_dir / "webserver.log")
 
 
@@ -181,6 +205,24 @@ def record_worker_error(settings: Settings, message: str) -> None:
     path = celery_folder(settings) / WORKER_ERROR_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_port(port: int, services: Services, timeout_s: float = 120.0) -> None:
+    """Until the code server listens (it loads the definitions first)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        services.check()
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise ServiceError(f"The code server did not listen on port {port} within {timeout_s:.0f} s; see {services.settings.logs_dir / 'code-server.log'}")
 
 
 def _bin(name: str) -> str:

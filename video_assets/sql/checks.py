@@ -43,8 +43,8 @@ def parse_checks(path: Path, spec: Any, variables: Mapping[str, list[Any]]) -> l
     unknown = set(spec) - _KINDS
     if unknown:
         raise CheckDefinitionError(f"{path}: unknown check kind(s) {sorted(unknown)}; use {sorted(_KINDS)}")
+    spec = {kind: _resolve_vars(path, arg, variables) for kind, arg in spec.items()}  # names the file itself
     try:
-        spec = {kind: _resolve_vars(path, arg, variables) for kind, arg in spec.items()}
         return [check for kind, arg in spec.items() for check in _BUILDERS[kind](arg)]
     except (TypeError, ValueError, AttributeError) as exc:
         raise CheckDefinitionError(f"{path}: {exc}") from exc

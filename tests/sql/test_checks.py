@@ -1,0 +1,92 @@
+"""Data tests as asset checks: offending rows counted, blocking checks stop downstream models."""
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from video_assets.backends.registry import KINDS
+from video_assets.definitions import build_definitions
+from video_assets.predictions.schema import FRAMES
+from video_assets.settings import Settings
+from video_assets.sql.checks import CheckDefinitionError
+from video_assets.sql.defs import sql_variables
+from video_assets.sql.models import load_models, model_named
+
+
+def check_results(result: dg.ExecuteInProcessResult) -> dict[str, tuple[bool, int]]:
+    return {c.check_name: (c.passed, c.metadata["offending_rows"].value) for c in result.get_asset_check_evaluations()}
+
+
+def test_a_detection_without_its_frame_fails_the_check_and_the_run(defs, write_video, build_sql) -> None:
+    write_video("good-000000000001", frames=5, detections_on=[1, 2])
+    write_video("orphan-000000000002", frames=3, detections_on=[7, 8, 8])  # frames 7, 8 do not exist
+    result = build_sql(defs, "video_summary")
+    assert not result.success  # blocking check failed
+    checks = check_results(result)
+    assert checks["every_detection_has_its_frame"] == (False, 3)
+    assert checks["unique_video_id"] == (True, 0) and checks["row_count_min"] == (True, 0)
+
+
+def test_missing_frames_file_and_wrong_counts_are_caught(settings, defs, write_video, build_sql) -> None:
+    write_video("good-000000000001", frames=5, detections_on=[1, 1, 2])
+    write_video("noframes-000000000002", frames=5, detections_on=[0], frames_table=False)
+    bad = settings.predictions_dir / "frames" / "video_id=good-000000000001" / "part-0.parquet"
+    rows = pq.read_table(bad).to_pylist()
+    rows[1]["detection_count"] = 5  # frame 1 claims 5 boxes, has 2
+    pq.write_table(pa.Table.from_pylist(rows, schema=FRAMES), bad)
+    checks = check_results(build_sql(defs, "video_summary"))
+    assert checks["detection_counts_match_frames"] == (False, 1)
+    assert checks["every_detection_has_its_frame"] == (False, 1)
+
+
+def test_empty_warehouse_fails_row_count(defs, build_sql) -> None:
+    checks = check_results(build_sql(defs, "video_summary"))
+    assert checks["row_count_min"] == (False, 1)
+
+
+def test_a_failed_blocking_check_stops_downstream_models(tmp_path, build_sql) -> None:
+    sql_dir = tmp_path / "sql"
+    sql_dir.mkdir()
+    (sql_dir / "upstream.sql").write_text("-- Two rows with the same id.\nselect 1 as id union all select 1")
+    (sql_dir / "upstream.yml").write_text("checks:\n  unique: [id]\n  not_null: [id]\n")
+    (sql_dir / "downstream.sql").write_text("select count(*) as n from {{ ref('upstream') }}")
+    defs = build_definitions(Settings(home=tmp_path / "home", sql_dir=sql_dir))
+    result = build_sql(defs)
+    assert check_results(result) == {"unique_id": (False, 1), "not_null_id": (True, 0)}
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"upstream"}  # downstream was blocked
+    graph = defs.resolve_asset_graph()
+    assert dg.AssetKey("upstream") in graph.get(dg.AssetKey("downstream")).parent_keys
+
+
+def test_the_backend_data_test_accepts_every_registered_kind_and_nothing_else(settings, defs, write_video, build_sql) -> None:
+    """video_summary.yml names `{{ var('backend_kinds') }}`: the kinds of the backend registry, not a copied list."""
+    summary = model_named(load_models(settings.sql_dir, sql_variables()), "video_summary")
+    [accepted] = [c for c in summary.checks if c.name == "accepted_values_backend"]
+    assert accepted.description == f"backend is one of {list(KINDS)}"
+    for i, kind in enumerate(KINDS):
+        write_video(f"by_{kind}-00000000000{i}", frames=2, backend=kind)
+    assert check_results(build_sql(defs, "video_summary"))["accepted_values_backend"] == (True, 0)
+
+    write_video("by_cloud-000000000009", frames=2, backend="cloud")
+    result = build_sql(defs, "video_summary")
+    assert not result.success and check_results(result)["accepted_values_backend"] == (False, 1)
+    [evaluation] = [c for c in result.get_asset_check_evaluations() if c.check_name == "accepted_values_backend"]
+    assert "| cloud | 1 |" in evaluation.metadata["sample"].value
+
+
+def test_a_variable_is_resolved_from_what_the_project_passes(tmp_path) -> None:
+    (tmp_path / "kinds.sql").write_text("select 'a' as backend")
+    (tmp_path / "kinds.yml").write_text("checks:\n  accepted_values:\n    backend: \"{{ var('backend_kinds') }}\"\n")
+    [model] = load_models(tmp_path, {"backend_kinds": ["a", "b"]})
+    [check] = model.checks
+    assert check.description == "backend is one of ['a', 'b']" and "not in ('a', 'b')" in check.sql
+
+
+def test_an_unknown_variable_names_the_file(tmp_path) -> None:
+    (tmp_path / "kinds.sql").write_text("select 'a' as backend")
+    (tmp_path / "kinds.yml").write_text("checks:\n  accepted_values:\n    backend: \"{{ var('backend_kind') }}\"\n")
+    with pytest.raises(CheckDefinitionError) as raised:
+        load_models(tmp_path, sql_variables())
+    assert str(raised.value) == f"{tmp_path / 'kinds.yml'}: unknown variable 'backend_kind'; defined: ['backend_kinds']"

@@ -1,0 +1,19 @@
+"""The camera store: one worker per camera, held by a lock the kernel releases if the worker dies."""
+
+import pytest
+
+from video_assets.streams.store import CameraStore, WorkerAlreadyRunning
+
+
+@pytest.fixture
+def store(tmp_path) -> CameraStore:
+    return CameraStore(root=str(tmp_path / "streams"), config_file=str(tmp_path / "cameras.toml"))
+
+
+def test_one_worker_per_camera(store) -> None:
+    with store.worker_lock("lobby"):
+        with pytest.raises(WorkerAlreadyRunning, match="already being recorded by pid"):
+            with store.worker_lock("lobby"):
+                pass
+    with store.worker_lock("lobby"):  # released when the first worker ended
+        pass
