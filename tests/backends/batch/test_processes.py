@@ -30,21 +30,21 @@ def wait_for(condition, process, what: str, timeout_s: float = 120) -> None:
 
 
 def test_videos_ready_together_share_one_batch_and_one_job_and_land_on_their_own(
-    batch_api, dropped, run_process, table, batch_ledger, settings, batch_key
+    batch_api, dropped, run_process, prediction_rows, batch_ledger, settings, api_key
 ) -> None:
     keys = dropped("two_walkers.mp4", "one_runner.mp4", "empty_hallway.mp4")
     runs = [run_process(key, VIDEO_ASSETS_BATCH_WINDOW="12", VIDEO_ASSETS_POLL_SECONDS="0.3") for key in keys.values()]
     outputs = [finish(run) for run in runs]
     for key, out in zip(keys.values(), outputs, strict=True):
         assert f"RESULT {key} True" in out, out[-4000:]
-        assert batch_key not in out
+        assert api_key not in out
 
     [job] = batch_api.jobs.values()
     assert len(job.videos) == 3 and batch_api.count("upload") == 3 and batch_api.count("create_job") == 1
     assert batch_api.count("job") == 4  # the job needed 4 status reads: one per interval across all three runs
 
     frames: dict[str, list[int]] = defaultdict(list)
-    for row in table("frames"):
+    for row in prediction_rows("frames"):
         frames[row["video_id"]].append(row["frame_idx"])
     strides = {"two_walkers.mp4": (150, 3), "one_runner.mp4": (120, 4), "empty_hallway.mp4": (60, 3)}
     for name, key in keys.items():
@@ -71,7 +71,7 @@ def test_videos_ready_together_share_one_batch_and_one_job_and_land_on_their_own
 
 
 def test_a_run_killed_while_starting_the_job_leaves_it_to_the_next_run_which_does_not_start_another(
-    batch_api, dropped, run_process, table, batch_ledger
+    batch_api, dropped, run_process, prediction_rows, batch_ledger
 ) -> None:
     key = dropped("two_walkers.mp4")["two_walkers.mp4"]
     batch_api.inject("create_job", delay_s=3.0)  # the service acts on the POST 3 s later, after the client is gone
@@ -92,10 +92,10 @@ def test_a_run_killed_while_starting_the_job_leaves_it_to_the_next_run_which_doe
     posts = [r for r in batch_api.requests if r.endpoint == "create_job"]
     assert {r.path for r in posts} == {f"/batch-processing/v1/external/acme/jobs/{group.job_id}"}
     assert all(r.body == posts[0].body for r in posts)  # sent again (if at all) under the same id, identical
-    assert len(table("frames")) == 50
+    assert len(prediction_rows("frames")) == 50
 
 
-def test_a_run_killed_while_waiting_is_resumed_by_the_next_run_on_the_same_job(batch_api, dropped, run_process, table) -> None:
+def test_a_run_killed_while_waiting_is_resumed_by_the_next_run_on_the_same_job(batch_api, dropped, run_process, prediction_rows) -> None:
     key = dropped("two_walkers.mp4")["two_walkers.mp4"]
     batch_api.hold_jobs = True
     first = run_process(key)
@@ -112,4 +112,4 @@ def test_a_run_killed_while_waiting_is_resumed_by_the_next_run_on_the_same_job(b
     [job_id] = batch_api.jobs
     resumed = [r for r in batch_api.requests[polls_before:] if r.endpoint == "job"]
     assert resumed and all(r.path.endswith(f"/jobs/{job_id}") for r in resumed)
-    assert len(table("frames")) == 50
+    assert len(prediction_rows("frames")) == 50
