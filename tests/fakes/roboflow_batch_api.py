@@ -109,6 +109,7 @@ class FakeBatchApi:
     fail_jobs: str | None = None  # every job's processing stage fails with this message
     fail_videos: tuple[str, ...] = ()  # a video whose file name holds one of these has a failed task (no results)
     machine_seconds_per_video: float = 0.0  # machine time a video takes; a job over its processingTimeoutSeconds is stopped
+    lost_uploads: int = 0  # this many PUTs answer 200 but the batch never lists the file
     expired_upload_urls: int = 0  # this many PUTs answer 400 ExpiredToken
     expired_download_urls: int = 0  # this many downloads answer 400 ExpiredToken
     faults: deque[Fault] = field(default_factory=deque)
@@ -287,6 +288,9 @@ class _BatchHandler(_Handler):
                     break
                 out.write(chunk)
                 remaining -= len(chunk)
+        if self.api.lost_uploads > 0:
+            self.api.lost_uploads -= 1
+            return 200, {}
         self.api.batches[batch_id].files[file_name] = StagedFile(file_name, target)
         return 200, {}
 

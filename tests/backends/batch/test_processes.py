@@ -3,8 +3,13 @@ ledger alone, and a run killed with SIGKILL at the worst moment leaves nothing t
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -113,3 +118,35 @@ def test_a_run_killed_while_waiting_is_resumed_by_the_next_run_on_the_same_job(b
     resumed = [r for r in batch_api.requests[polls_before:] if r.endpoint == "job"]
     assert resumed and all(r.path.endswith(f"/jobs/{job_id}") for r in resumed)
     assert len(prediction_rows("frames")) == 50
+
+
+def test_video_assets_process_puts_videos_dropped_together_in_one_job(tmp_path, samples_dir, batch_api, api_key) -> None:
+    """The CLI as a user runs it: the sensor's runs execute on separate Celery worker processes, join one batch."""
+    home = tmp_path / "cli_home"
+    (home / "inbox").mkdir(parents=True)
+    names = ("two_walkers.mp4", "one_runner.mp4", "empty_hallway.mp4")
+    for name in names:
+        shutil.copy2(samples_dir / name, home / "inbox" / name)
+    env = {
+        **os.environ,
+        "VIDEO_ASSETS_HOME": str(home),
+        "VIDEO_ASSETS_SENSOR_INTERVAL": "1",
+        "VIDEO_ASSETS_WORKERS": "3",
+        "VIDEO_ASSETS_BACKEND": "batch",
+        "VIDEO_ASSETS_BATCH_WINDOW": "15",
+        "ROBOFLOW_API_KEY": api_key,
+        "ROBOFLOW_API_URL": batch_api.url,
+        "ROBOFLOW_WORKSPACE": "acme",
+        "ROBOFLOW_WORKFLOW": "count-people",
+        "VIDEO_ASSETS_POLL_SECONDS": "0.2",
+    }
+    cli = str(Path(sys.executable).with_name("video-assets"))
+    done = subprocess.run([cli, "process"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = {name: next(line for line in done.stdout.splitlines() if line.startswith(f"inbox/{name}")) for name in names}
+    assert all(" success " in line for line in lines.values()), lines
+    assert " 50/50 " in lines["two_walkers.mp4"] and " 30/30 " in lines["one_runner.mp4"] and " 20/20 " in lines["empty_hallway.mp4"]
+    [job] = batch_api.jobs.values()
+    assert len(job.videos) == 3 and batch_api.count("create_job") == 1
+    leaks = [p for p in home.rglob("*") if p.is_file() and api_key.encode() in p.read_bytes()]
+    assert leaks == [] and api_key not in done.stdout + done.stderr

@@ -68,6 +68,7 @@ EXPORTS_FOLDER = "batch_exports"
 LONGEST_PAUSE_S = 5.0  # between two looks at the ledger
 PAST_SUBMISSION = ("submitting", "submitted", "done", "failed")
 _EXPIRED_UPLOAD_URL = {400, 401, 403}
+_REFUSED_FILE = {400, 413, 415, 422}  # after a fresh URL: this file will not be accepted as it is
 _NOT_REFUSALS = {408, 409, 429}  # a 4xx that does not mean "this job will never be accepted"
 
 
@@ -99,9 +100,10 @@ class BatchConfig(HostedConfig):
         json_schema_extra={"env": "VIDEO_ASSETS_BATCH_MAX_VIDEOS"},
     )
     batch_lease_seconds: float = Field(
-        default=300.0,
+        default=600.0,
         gt=0,
-        description="A run preparing a batch (uploads, job start) that goes silent this long is presumed dead; another takes over.",
+        description="A run preparing a batch that goes silent this long (one upload may take that long) is presumed "
+        "dead, and another run of the batch takes over.",
         json_schema_extra={"env": "VIDEO_ASSETS_BATCH_LEASE"},
     )
     batch_max_runtime_seconds: int | None = Field(
@@ -245,11 +247,12 @@ class BatchBackend(VideoBackend):
                 if leading is not None:
                     self._drive(leading, log)
                     continue
-            elif group.state == "submitted" or (group.state == "failed" and not rechecked):
-                rechecked = rechecked or group.state == "failed"  # a person may have restarted the job
-                self._poll(group, log, interval_s=0.0 if group.state == "failed" else self.options.poll_s)
-                if group.state == "failed":
-                    continue
+            elif group.state == "submitted":
+                self._poll(group, log, self.options.poll_s)
+            elif group.state == "failed" and not rechecked:
+                rechecked = True  # a person may have restarted the job in Roboflow: look once more
+                self._poll(group, log, interval_s=0.0)
+                continue
             elif group.state == "failed":
                 raise BackendError(
                     f"Batch job {group.job_id} (staging batch {group.group_id}) for {video.path} failed: {group.message}. "
@@ -338,32 +341,43 @@ class BatchBackend(VideoBackend):
             ) from None
 
     def _stage(self, api: BatchApi, group: Group, member: Member, log: logging.Logger) -> None:
+        """Upload one member; a file Roboflow refuses leaves the batch (the others go on without it)."""
         path = Path(member.path)
         if not path.is_file():
             self.ledger.drop(group.group_id, member.sha256, f"{path} is not there any more (moved or deleted)")
             return
         started = time.monotonic()
-        upload = api.upload_url(group.group_id, member.file_name)
         try:
-            api.put(f"upload {path}", upload, path)
+            upload = api.upload_url(group.group_id, member.file_name)
+            try:
+                api.put(f"upload {path}", upload, path)
+            except RoboflowRequestError as exc:
+                if exc.status not in _EXPIRED_UPLOAD_URL:
+                    raise
+                log.warning(f"the upload URL for {path} was refused ({exc}); asking for a fresh one")
+                upload = api.upload_url(group.group_id, member.file_name)
+                api.put(f"upload {path}", upload, path)
         except RoboflowRequestError as exc:
-            if exc.status not in _EXPIRED_UPLOAD_URL:
+            if exc.status not in _REFUSED_FILE:
                 raise
-            log.warning(f"the upload URL for {path} was refused ({exc}); asking for a fresh one")
-            api.put(f"upload {path}", api.upload_url(group.group_id, member.file_name), path)
+            log.warning(f"{path} leaves staging batch {group.group_id}: Roboflow refused it ({exc})")
+            self.ledger.drop(group.group_id, member.sha256, f"Roboflow refused the file: {api.http.redact(exc)}")
+            return
         self.ledger.mark_staged(group.group_id, member.sha256)
         log.info(f"{path}: uploaded to staging batch {group.group_id} as {member.file_name} in {time.monotonic() - started:.1f} s ({without_query(upload.url)})")
 
     def _check_listed(self, api: BatchApi, group: Group, log: logging.Logger) -> None:
         """The batch must list every staged video before a job is started on it; one missing is uploaded again."""
-        staged = [m for m in self.ledger.members(group.group_id) if m.state == "staged"]
         listed = {f.file_name for f in api.files(group.group_id)}
-        for member in (m for m in staged if m.file_name not in listed):
+        unlisted = [m for m in self.ledger.members(group.group_id) if m.state == "staged" and m.file_name not in listed]
+        for member in unlisted:
             log.warning(f"staging batch {group.group_id} does not list {member.file_name}; uploading it again")
             self._stage(api, group, member, log)
-        unlisted = sorted({m.file_name for m in staged} - {f.file_name for f in api.files(group.group_id)})
         if unlisted:
-            raise ContractError(f"staging batch {group.group_id} does not list {', '.join(unlisted)} after upload")
+            listed = {f.file_name for f in api.files(group.group_id)}
+            still = sorted(m.file_name for m in unlisted if m.file_name not in listed)
+            if still:
+                raise ContractError(f"staging batch {group.group_id} does not list {', '.join(still)} after upload")
 
     def _create(self, api: BatchApi, group: Group, log: logging.Logger, resolving: bool = False) -> None:
         members = [m for m in self.ledger.members(group.group_id) if m.state == "staged"]

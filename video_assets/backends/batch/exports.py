@@ -1,13 +1,14 @@
 """A finished job's results on this machine: its output batch downloaded once, archives unpacked.
 
 The folder of a job (`<state>/batch_exports/<job_id>/`) is written under a hidden name and appears
-whole (a directory rename), so a run that finds it may read it; runs of the same job that download at
-the same time each write their own hidden copy and all but the first discard theirs. Signed download
-URLs expire: a refused download lists the batch again for fresh URLs, once.
+whole (a directory rename), so a run that finds it may read it. Runs of the same job on this machine
+take turns (a lock file): the first downloads, the others find its folder. Signed download URLs
+expire: a refused download lists the batch again for fresh URLs, once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import shutil
@@ -39,21 +40,21 @@ class ExportCache:
         if final.is_dir():
             return final
         self.root.mkdir(parents=True, exist_ok=True)
-        sweep_stale_temps(self.root, _STALE_DOWNLOAD_S)
-        build = temp_path(final, new_token())
-        build.mkdir()
-        try:
-            files = api.files(batch_id)
-            log.info(f"job {job_id}: downloading {len(files)} results file(s) of batch {batch_id}")
-            for index, listed in enumerate(files):
-                self._pull(api, batch_id, listed, build / f"{index:05d}", log)
+        with open(self.root / f".{job_id}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+            if final.is_dir():  # another run downloaded it while this one waited
+                return final
+            sweep_stale_temps(self.root, _STALE_DOWNLOAD_S)
+            build = temp_path(final, new_token())
+            build.mkdir()
             try:
+                files = api.files(batch_id)
+                log.info(f"job {job_id}: downloading {len(files)} results file(s) of batch {batch_id}")
+                for index, listed in enumerate(files):
+                    self._pull(api, batch_id, listed, build / f"{index:05d}", log)
                 publish_folder(build, final)
-            except OSError:  # another run published it first
-                if not final.is_dir():
-                    raise
-        finally:
-            shutil.rmtree(build, ignore_errors=True)
+            finally:
+                shutil.rmtree(build, ignore_errors=True)
         return final
 
     def _pull(self, api: BatchApi, batch_id: str, listed: StagedFile, into: Path, log: logging.Logger) -> None:
