@@ -21,8 +21,9 @@ and from Roboflow's published OpenAPI documents for these endpoints:
   processingStageName, tasksNumber, outputBatches, startTimestamp, notification, statusType,
   lastEventTimestamp}]}`. Every job status read moves the job on: `processing` (statusType "info") for
   `polls_per_stage` reads, then `export`, then terminal. Stage outputs: `<job>-processing` (a simple batch,
-  one JSONL file per video) and `<job>-export` (a multipart batch whose part `results` holds `.tar.gz`
-  shards of `videos_per_shard` videos each).
+  one JSONL file per video named after it, or with `shared_results` one file whose rows name their
+  `input_file`) and `<job>-export` (a multipart batch whose part `results` holds `.tar.gz` shards of
+  `videos_per_shard` files each).
 - Errors are JSON `{"error": "…"}`, as the OpenAPI documents describe them.
 
 A video's results are computed by decoding the uploaded file with PyAV: frames are kept as
@@ -103,6 +104,7 @@ class FakeBatchApi:
     workspace: str = "acme"
     polls_per_stage: int = 1
     frame_position: str = "none"  # none | frame_number | frame_offset
+    shared_results: bool = False  # one results file for all videos, each row naming its video (else a file per video)
     videos_per_shard: int = 2
     page_size: int = 2
     hold_jobs: bool = False  # jobs stay queued until released
@@ -417,17 +419,21 @@ class _BatchHandler(_Handler):
             return
         output = StagingBatch(f"{job.job_id}-processing", content_type="mixed")
         max_fps = job.definition["processingSpecification"].get("maxVideoFPS")
-        for video in job.videos:
-            if any(marker in video.name for marker in self.api.fail_videos):
-                continue
-            rows = self.api.rows_for(video.path, max_fps)
-            target = self.api.root / "objects" / output.batch_id / f"{Path(video.name).stem}.jsonl"
+        results = {
+            video.name: self.api.rows_for(video.path, max_fps)
+            for video in job.videos
+            if not any(marker in video.name for marker in self.api.fail_videos)
+        }
+        files = {"results.jsonl": [{**row, "input_file": name} for name, rows in results.items() for row in rows]} if (
+            self.api.shared_results) else {f"{Path(name).stem}.jsonl": rows for name, rows in results.items()}
+        for file_name, rows in files.items():
+            target = self.api.root / "objects" / output.batch_id / file_name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text("".join(json.dumps(r) + "\n" for r in rows))
             output.files[target.name] = StagedFile(target.name, target, content_type="application/jsonl")
         self.api.batches[output.batch_id] = output
-        failed = len(job.videos) - len(output.files)
-        notification = {"type": "stage-completed", "message": f"{len(output.files)} videos processed, {failed} failed"}
+        failed = len(job.videos) - len(results)
+        notification = {"type": "stage-completed", "message": f"{len(results)} videos processed, {failed} failed"}
         stage.update(statusType="success", outputBatches=[output.batch_id], notification=notification, tasksNumber=len(job.videos))
 
     def _finish_export(self, job: Job) -> None:

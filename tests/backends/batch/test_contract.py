@@ -122,5 +122,6 @@ def test_rows_without_a_frame_are_placed_by_order_exactly_only_for_a_whole_strid
     # 15 / 6 = 2.5: InferencePipeline kept 4 of 9 frames with strides of 2 or 3; spread evenly, never past the end
     fractional = frames_from_rows([row(1.0) for _ in range(4)], video_fps=15, sampled_fps=6, frame_count=9, detections_output="predictions")
     assert [f.frame_idx for f in fractional.frames] == [0, 2, 4, 7] and not fractional.exact
+    assert frames_from_rows([], video_fps=15, sampled_fps=6, frame_count=9, detections_output="predictions").frames == []
     every = frames_from_rows([row(1.0) for _ in range(3)], video_fps=15, sampled_fps=15, frame_count=3, detections_output="other")
     assert [f.frame_idx for f in every.frames] == [0, 1, 2] and every.frames[0].detections  # the first output with boxes

@@ -78,3 +78,12 @@ def test_an_upload_the_batch_does_not_list_is_uploaded_again_before_the_job_star
     assert all(isinstance(frames, list) and frames for frames in outcomes.values())
     [job] = batch_api.jobs.values()
     assert len(job.videos) == 2 and batch_api.count("upload") == 3
+
+
+def test_one_results_file_for_the_whole_job_is_split_by_the_video_each_row_names(batch_api, predict_together) -> None:
+    batch_api.shared_results = True
+    outcomes = predict_together()
+    assert [f.frame_idx for f in outcomes["two_walkers.mp4"]] == list(range(0, 150, 3))
+    assert [f.frame_idx for f in outcomes["one_runner.mp4"]] == list(range(0, 120, 4))
+    for name, frames in outcomes.items():
+        assert {f.outputs["input_file"].split("-", 1)[1] for f in frames} == {name}  # each row went to its video

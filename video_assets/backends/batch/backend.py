@@ -40,7 +40,7 @@ from video_assets.backends.batch.contract import (
     job_definition,
     results_batch,
 )
-from video_assets.backends.batch.exports import ExportCache, read_rows, result_files
+from video_assets.backends.batch.exports import ExportCache, video_rows
 from video_assets.backends.batch.ledger import (
     DRIVEN,
     REJOINABLE,
@@ -279,9 +279,9 @@ class BatchBackend(VideoBackend):
         http = self._http(log)
         try:
             folder = self.exports.fetch(self._api(http), group.job_id, group.results_batch, log)
-            files = result_files(folder, marker_of(video))
+            rows, files = video_rows(folder, marker_of(video))
             read = frames_from_rows(
-                read_rows(files), video.media.fps, self.sampled_fps(video), video.media.frame_count, self.options.detections_output
+                rows, video.media.fps, self.sampled_fps(video), video.media.frame_count, self.options.detections_output
             )
         except (RoboflowRequestError, ContractError) as exc:
             raise BackendError(
@@ -304,7 +304,7 @@ class BatchBackend(VideoBackend):
                 f"{self.sampled_fps(video):g} fps is not a whole stride: frame positions are estimates"
             )
         self.ledger.record_outcome(group.group_id, video.sha256, "exported")
-        log.info(f"{video.path}: {len(read.frames)} frames from {len(files)} results file(s) of job {group.job_id}")
+        log.info(f"{video.path}: {len(read.frames)} frames from {files} results file(s) of job {group.job_id}")
         return read.frames
 
     def predict(self, video: VideoProbe, sink: PredictionSink, log: logging.Logger) -> None:

@@ -265,7 +265,7 @@ def frames_from_rows(
     stride = video_fps / sampled_fps if sampled_fps > 0 else 1.0
     located = bool(rows) and None not in found
     exact = located or abs(stride - round(stride)) < 1e-9
-    if not exact:
+    if not exact and rows:
         stride = frame_count / len(rows)
     positions = [p for p in found if p is not None] if located else [round(i * stride) for i in range(len(rows))]
     frames, last = [], -1

@@ -76,9 +76,23 @@ class ExportCache:
             target.unlink()
 
 
-def result_files(folder: Path, marker: str) -> list[Path]:
-    """The results files of one video: those whose path (archive member or file name) holds its marker."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(RESULT_FILES) and marker in str(p.relative_to(folder)))
+def video_rows(folder: Path, marker: str) -> tuple[list[dict[str, Any]], int]:
+    """One video's result rows, and how many files they came from.
+
+    Its own files are those whose path (archive member or file name) holds its marker; without any,
+    the rows of shared files that name it in a field (a file or video identifier) are its rows.
+    """
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(RESULT_FILES))
+    own = [p for p in files if marker in str(p.relative_to(folder))]
+    if own:
+        return read_rows(own), len(own)
+    named = [row for row in read_rows(files) if _names(row, marker)]
+    return named, len(files) if named else 0
+
+
+def _names(row: dict[str, Any], marker: str) -> bool:
+    scopes = [row, *(v for v in row.values() if isinstance(v, dict))]
+    return any(isinstance(value, str) and marker in value for scope in scopes for value in scope.values())
 
 
 def read_rows(paths: list[Path]) -> list[dict[str, Any]]:
