@@ -9,10 +9,12 @@ starts), and camera passwords (`${NAME}` in a camera URL) are read with `secret(
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import quote
 
 from video_assets.backends.registry import DEFAULT_KIND, KINDS
 from video_assets.backends.resource import backend_fields
@@ -57,11 +59,52 @@ class VisionEventsSettings:
 
 
 @dataclass(frozen=True)
+class PostgresSettings:
+    """Dagster's instance storage and the shared ledgers; the password is read from `password_env`."""
+
+    host: str
+    port: int = 5432
+    database: str = "video_assets"
+    user: str = "video_assets"
+    password_env: str | None = None
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """The Celery broker and result backend; the URL holds no password (it is read from `password_env`)."""
+
+    url: str
+    password_env: str | None = None
+    visibility_timeout_s: int = 48 * 3600  # longer than the longest run: a run is never delivered twice
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Every byte a run reads or writes, in an S3-compatible object store (credentials from the environment:
+    AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)."""
+
+    url: str  # s3://bucket/prefix
+    endpoint: str | None = None  # e.g. http://10.0.0.2:8333 for a store that is not AWS
+    region: str = "us-east-1"
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Many machines: shared services instead of local files (the file VIDEO_ASSETS_CLUSTER names)."""
+
+    path: Path
+    postgres: PostgresSettings
+    redis: RedisSettings
+    store: StoreSettings
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     extra_drop_folders: tuple[DropFolder, ...] = ()
     sensor_interval_s: int = 5
     sql_dir: Path = REPO_DIR / "dbt_like_sql"
+    source_queues: Mapping[str, str] = field(default_factory=dict)  # drop folder -> run-worker queue of its videos
     workers: int = field(default_factory=lambda: os.cpu_count() or 2)  # run worker processes (and concurrent runs)
     worker_max_runs: int = 50  # a worker process is replaced after this many runs, to bound leaks
     backfill_cron: str = "0 2 * * *"
@@ -70,6 +113,7 @@ class Settings:
     cameras_start: date = date(2026, 1, 1)  # first hour of the camera window partitions (UTC)
     backend: BackendSettings = BackendSettings()
     vision_events: VisionEventsSettings | None = None
+    cluster: ClusterSettings | None = None  # None: one machine, everything under `home`
 
     @property
     def inbox(self) -> Path:
@@ -122,6 +166,7 @@ class Settings:
         return cls(
             home=home,
             extra_drop_folders=parse_drop_folders(env.get("VIDEO_ASSETS_DROP_FOLDERS", "")),
+            source_queues=parse_pairs("VIDEO_ASSETS_SOURCE_QUEUES", env.get("VIDEO_ASSETS_SOURCE_QUEUES", "")),
             sensor_interval_s=_number(env, "VIDEO_ASSETS_SENSOR_INTERVAL", int, defaults.sensor_interval_s),
             sql_dir=Path(env.get("VIDEO_ASSETS_SQL_DIR") or defaults.sql_dir).resolve(),
             workers=_number(env, "VIDEO_ASSETS_WORKERS", int, defaults.workers),
@@ -132,12 +177,22 @@ class Settings:
             cameras_start=_date(env, "VIDEO_ASSETS_CAMERAS_START", defaults.cameras_start),
             backend=backend_settings(env),
             vision_events=vision_events_settings(env),
+            cluster=load_cluster(Path(env["VIDEO_ASSETS_CLUSTER"])) if env.get("VIDEO_ASSETS_CLUSTER") else None,
         )
 
 
 def secret(name: str) -> str | None:
     """A secret from the environment, read at the moment it is needed and never kept in Settings."""
     return os.environ.get(name) or None
+
+
+def url_with_password(url: str | None, password_env: str | None) -> str | None:
+    """A service URL with the password read from the environment variable `password_env`, if it is set."""
+    password = secret(password_env) if password_env else None
+    if not url or not password or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://:{quote(password, safe='')}@{rest.split('@')[-1]}"
 
 
 def backend_settings(env: Mapping[str, str]) -> BackendSettings:
@@ -160,6 +215,40 @@ def vision_events_settings(env: Mapping[str, str]) -> VisionEventsSettings | Non
     if not use_case:
         return None
     return VisionEventsSettings(use_case=use_case, api_url=env.get("ROBOFLOW_API_URL") or DEFAULT_API_URL)
+
+
+def parse_pairs(name: str, spec: str) -> dict[str, str]:
+    """`a=x,b=y` into {a: x, b: y}."""
+    pairs = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise SettingsError(f"{name} entry {item!r} is not of the form name=value (for example {name}='faces=gpu')")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def load_cluster(path: Path) -> ClusterSettings:
+    """The cluster file: `[postgres]`, `[redis]` and `[store]` tables (docs/many-machines.md)."""
+    path = path.expanduser().resolve()
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"VIDEO_ASSETS_CLUSTER={path}: cannot be read as TOML ({exc})") from None
+    sections = {"postgres": PostgresSettings, "redis": RedisSettings, "store": StoreSettings}
+    missing = sorted(set(sections) - set(data))
+    unknown = sorted(set(data) - set(sections))
+    if missing or unknown:
+        raise SettingsError(f"{path}: needs the tables {sorted(sections)} (missing {missing}, unknown {unknown})")
+    parsed = {}
+    for name, kind in sections.items():
+        try:
+            parsed[name] = kind(**data[name])
+        except TypeError as exc:
+            raise SettingsError(f"{path} [{name}]: {exc}; see docs/many-machines.md") from None
+    if not parsed["store"].url.startswith("s3://"):
+        raise SettingsError(f"{path} [store]: url = {parsed['store'].url!r} must be s3://bucket/prefix")
+    return ClusterSettings(path=path, **parsed)
 
 
 def parse_drop_folders(spec: str) -> tuple[DropFolder, ...]:

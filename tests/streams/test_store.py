@@ -2,7 +2,8 @@
 
 import pytest
 
-from video_assets.streams.store import CameraStore, WorkerAlreadyRunning
+from video_assets.streams.lease import WorkerAlreadyRunning
+from video_assets.streams.store import CameraStore
 
 
 @pytest.fixture
@@ -11,9 +12,9 @@ def store(tmp_path) -> CameraStore:
 
 
 def test_one_worker_per_camera(store) -> None:
-    with store.worker_lock("lobby"):
+    with store.lease("lobby"):
         with pytest.raises(WorkerAlreadyRunning, match="already being recorded by pid"):
-            with store.worker_lock("lobby"):
+            with store.lease("lobby"):
                 pass
-    with store.worker_lock("lobby"):  # released when the first worker ended
+    with store.lease("lobby"):  # released when the first worker ended
         pass

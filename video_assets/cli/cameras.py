@@ -22,7 +22,7 @@ def run(settings: Settings, names: list[str]) -> int:
 
 
 def status(settings: Settings) -> int:
-    store = CameraStore(root=str(settings.streams_dir), config_file=str(settings.camera_config_path))
+    store = CameraStore.from_settings(settings)
     try:
         config = store.config()
     except CameraConfigError as exc:

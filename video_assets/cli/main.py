@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+import os
 import signal
+from dataclasses import replace
 import sys
 import threading
 
@@ -21,6 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     process.add_argument(
         "--settle-timeout", type=float, default=3600.0, help="seconds to wait for files still being written"
     )
+    worker = commands.add_parser(
+        "worker", help="run workers on this machine until Ctrl-C: long-lived processes that execute runs"
+    )
+    worker.add_argument("--queue", action="append", dest="queues", metavar="Q",
+                        help="take runs from this queue (repeatable; default: dagster, where runs go unless a "
+                        "run's dagster-celery/queue tag says otherwise)")  # fmt: skip
+    worker.add_argument("--concurrency", type=int, metavar="N", help="worker processes (default: VIDEO_ASSETS_WORKERS)")
     sql = commands.add_parser("sql", help="run a query against the published warehouse (read-only)")
     sql.add_argument("query", help='e.g. "select * from video_summary"')
     formats = sql.add_mutually_exclusive_group()
@@ -56,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         from video_assets.cli.query import run_query
 
         return run_query(settings, args.query, args.output or "table")
+    if args.command == "worker":
+        return run_worker(settings, tuple(args.queues or ()), args.concurrency)
     if args.command == "cameras":
         from video_assets.cli import cameras as camera_cli
 
@@ -74,6 +84,19 @@ def demo(settings: Settings) -> int:
         print(f"Wrote {len(written)} sample videos into {settings.inbox}", flush=True)
     # The samples are written whole before the sensor looks: it need not wait long to see them settle.
     return process(replace(settings, sensor_interval_s=min(settings.sensor_interval_s, 1)))
+
+
+def run_worker(settings: Settings, queues: tuple[str, ...], concurrency: int | None) -> int:
+    """Celery in the foreground (Ctrl-C: finish the runs in progress, then stop; twice: stop now)."""
+    from video_assets.runtime.celery import QUEUE
+    from video_assets.runtime.instance import prepare_environment
+    from video_assets.runtime.services import worker_command
+
+    prepare_environment(settings)
+    command = worker_command(settings, queues or (QUEUE,), concurrency)
+    print(f"Run workers on queue(s) {', '.join(queues or (QUEUE,))}; logs on this terminal", flush=True)
+    os.execv(command[0], command)
+    return 0  # not reached
 
 
 def dev_server(settings: Settings, webserver_args: list[str]) -> int:

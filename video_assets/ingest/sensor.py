@@ -1,5 +1,7 @@
 """The drop-folder sensor: stable new videos become dynamic partitions and runs, in one SensorResult."""
 
+from collections.abc import Mapping
+
 import dagster as dg
 
 from video_assets.ingest.assets import VIDEO_ASSETS, videos_partitions
@@ -7,11 +9,13 @@ from video_assets.ingest.library import VideoLibrary
 from video_assets.ingest.tick import DropCursor, Settlement, TickPlan, plan_tick
 
 SENSOR_NAME = "drop_folder_sensor"
+QUEUE_TAG = "dagster-celery/queue"  # read by dagster-celery's run launcher
 SOURCE_TAG = "video_assets/source"
 FILE_TAG = "video_assets/file"
 
 
-def build_drop_folder_sensor(interval_s: int) -> dg.SensorDefinition:
+def build_drop_folder_sensor(interval_s: int, source_queues: Mapping[str, str] | None = None) -> dg.SensorDefinition:
+    """`source_queues`: drop folder -> run-worker queue for its videos (e.g. a `gpu` queue for a model workflow)."""
     @dg.sensor(
         name=SENSOR_NAME,
         minimum_interval_seconds=interval_s,
@@ -30,7 +34,7 @@ def build_drop_folder_sensor(interval_s: int) -> dg.SensorDefinition:
         )
         _log_settlements(context, plan)
         return dg.SensorResult(
-            run_requests=[_run_request(s) for s in plan.keys_to_run],
+            run_requests=[_run_request(s, source_queues or {}) for s in plan.keys_to_run],
             dynamic_partitions_requests=[videos_partitions.build_add_request(plan.new_keys)] if plan.new_keys else [],
             cursor=plan.cursor.to_json(),
             skip_reason=_skip_reason(plan),
@@ -39,13 +43,19 @@ def build_drop_folder_sensor(interval_s: int) -> dg.SensorDefinition:
     return drop_folder_sensor
 
 
-def _run_request(settlement: Settlement) -> dg.RunRequest:
+def _run_request(settlement: Settlement, source_queues: Mapping[str, str]) -> dg.RunRequest:
     # The key carries the content hash, so the run key means "this content, once".
+    tags = {SOURCE_TAG: settlement.file.source, FILE_TAG: settlement.file.relative_path[:200]}
     return dg.RunRequest(
         partition_key=settlement.key,
         run_key=settlement.key,
-        tags={SOURCE_TAG: settlement.file.source, FILE_TAG: settlement.file.relative_path[:200]},
+        tags={**tags, **queue_tag(source_queues.get(settlement.file.source))},
     )
+
+
+def queue_tag(queue: str | None) -> dict[str, str]:
+    """The tag that sends a run to the workers of `queue` (`video-assets worker --queue Q`)."""
+    return {QUEUE_TAG: queue} if queue else {}
 
 
 def _log_settlements(context: dg.SensorEvaluationContext, plan: TickPlan) -> None:

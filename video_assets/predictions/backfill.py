@@ -9,6 +9,7 @@ instead.
 """
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,6 +17,7 @@ import dagster as dg
 
 from video_assets.backends.resource import BackendSwitch
 from video_assets.ingest.assets import VIDEO_ASSETS, videos_partitions
+from video_assets.ingest.sensor import SOURCE_TAG, queue_tag
 from video_assets.predictions.assets import FRAME_PREDICTIONS
 from video_assets.runs import UNFINISHED, failure_of, runs_by_partition
 
@@ -32,7 +34,10 @@ class PartitionState:
     detail: str = ""
 
 
-def build_backfill_schedule(cron: str, batch_size: int) -> dg.ScheduleDefinition:
+def build_backfill_schedule(cron: str, batch_size: int, source_queues: Mapping[str, str] | None = None) -> dg.ScheduleDefinition:
+    """`source_queues`: a video goes to the run-worker queue of the drop folder it came from, as from the sensor."""
+    queues = source_queues or {}
+
     @dg.schedule(
         name=SCHEDULE_NAME,
         cron_schedule=cron,
@@ -48,12 +53,13 @@ def build_backfill_schedule(cron: str, batch_size: int) -> dg.ScheduleDefinition
         context.log.info(_report(states, chosen))
         if not chosen:
             return dg.SkipReason(_report(states, chosen))
+        sources = sources_of(context.instance, [state.key for state in chosen])
         stamp = (context.scheduled_execution_time or datetime.now()).strftime("%Y-%m-%dT%H:%M")
         return [
             dg.RunRequest(
                 partition_key=state.key,
                 run_key=f"{stamp}:{state.key}",
-                tags={REASON_TAG: state.status},
+                tags={REASON_TAG: state.status, **queue_tag(queues.get(sources.get(state.key, "")))},
             )
             for state in chosen
         ]
@@ -65,6 +71,16 @@ def plan_backfill(states: list[PartitionState], batch_size: int) -> list[Partiti
     """Failed first (they were wanted), then missing, then stale; at most batch_size."""
     wanted = [s for s in states if s.status in RETRY_ORDER]
     return sorted(wanted, key=lambda s: (RETRY_ORDER.index(s.status), s.key))[:batch_size]
+
+
+def sources_of(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, str]:
+    """The drop folder each video came from, as its sensor-launched run recorded it."""
+    sources = {}
+    for key, records in runs_by_partition(instance, keys).items():
+        source = next((r.dagster_run.tags[SOURCE_TAG] for r in records if SOURCE_TAG in r.dagster_run.tags), None)
+        if source:
+            sources[key] = source
+    return sources
 
 
 def classify_partitions(instance: dg.DagsterInstance, workflow_version: str) -> list[PartitionState]:

@@ -19,7 +19,7 @@ def prediction_definitions(settings: Settings) -> dg.Definitions:
     predictions = build_frame_predictions([s.key for s in steps[-1:]], configured_workflow_version(settings))
     return dg.Definitions(
         assets=[*steps, predictions],
-        schedules=[build_backfill_schedule(settings.backfill_cron, settings.backfill_batch)],
+        schedules=[build_backfill_schedule(settings.backfill_cron, settings.backfill_batch, settings.source_queues)],
         resources={"backend": bind_backend(settings), "store": PredictionStore(root=str(settings.predictions_dir))},
     )
 

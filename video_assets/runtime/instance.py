@@ -21,9 +21,12 @@ DEFAULT_MAX_RUNTIME_S = 24 * 3600
 
 
 def instance_config(settings: Settings) -> dict[str, Any]:
-    """dagster.yaml: the run queue, the Celery run launcher, run monitoring, the `duckdb` pool."""
+    """dagster.yaml: the run queue, the Celery run launcher, run monitoring, the `duckdb` pool; on many
+    machines also Postgres storage and compute logs in the object store. No secret is written: passwords
+    are `env:` references, object-store credentials come from the standard AWS variables."""
     runs = settings.workers
     return {
+        **(_cluster_storage(settings) if settings.cluster else {}),
         "telemetry": {"enabled": False},
         "run_coordinator": {
             "module": "dagster.core.run_coordinator",
@@ -53,6 +56,29 @@ def instance_config(settings: Settings) -> dict[str, Any]:
             # The SQL models share pool "duckdb": one writer of the warehouse at a time.
             "pools": {"default_limit": 1},
         },
+    }
+
+
+def _cluster_storage(settings: Settings) -> dict[str, Any]:
+    assert settings.cluster is not None
+    pg, store = settings.cluster.postgres, settings.cluster.store
+    database = {
+        "username": pg.user,
+        "hostname": pg.host,
+        "port": pg.port,
+        "db_name": pg.database,
+        # psycopg2: under SQLAlchemy 2.1 a bare postgresql:// means psycopg 3, which is not installed.
+        "scheme": "postgresql+psycopg2",
+        **({"password": {"env": pg.password_env}} if pg.password_env else {}),
+    }
+    bucket, _, prefix = store.url.removeprefix("s3://").partition("/")
+    logs = {"bucket": bucket, "prefix": f"{prefix.strip('/')}/compute-logs".strip("/"), "region": store.region,
+            "local_dir": str(settings.state_dir / "compute-logs"), "skip_empty_files": True, "upload_interval": 30}  # fmt: skip
+    if store.endpoint:
+        logs["endpoint_url"] = store.endpoint
+    return {
+        "storage": {"postgres": {"postgres_db": database}},
+        "compute_logs": {"module": "dagster_aws.s3.compute_log_manager", "class": "S3ComputeLogManager", "config": logs},
     }
 
 

@@ -12,10 +12,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from dagster import Field, Noneable
 from dagster_celery.launcher import CeleryRunLauncher
+
+from video_assets.settings import url_with_password
 
 
 class RunLauncher(CeleryRunLauncher):
+    def __init__(self, *args: Any, password_env: str | None = None, **kwargs: Any):
+        """`password_env` names the variable holding the broker's password: dagster.yaml never holds it."""
+        self.password_env = password_env
+        if password_env:
+            kwargs["broker"] = url_with_password(kwargs.get("broker"), password_env)
+            kwargs["backend"] = url_with_password(kwargs.get("backend"), password_env)
+        super().__init__(*args, **kwargs)
+
+    @classmethod
+    def config_type(cls) -> Any:
+        return {**super().config_type(), "password_env": Field(Noneable(str), is_required=False)}
+
     def launch_run(self, context: Any) -> None:
         try:
             super().launch_run(context)
@@ -31,7 +46,7 @@ class RunLauncher(CeleryRunLauncher):
 
     def _where(self) -> str:
         options = (self.config_source or {}).get("broker_transport_options") or {}
-        return options.get("data_folder_in") or str(self.broker).split("@")[-1]  # never a password
+        return str(options.get("data_folder_in") or str(self.broker).split("@")[-1])  # never a password
 
     def terminate(self, run_id: str) -> bool:
         run = self._instance.get_run_by_id(run_id)

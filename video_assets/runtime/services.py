@@ -147,7 +147,9 @@ def local_services(settings: Settings, webserver_args: list[str] | None = None) 
         env = dict(os.environ)  # prepare_environment() has set VIDEO_ASSETS_HOME and DAGSTER_HOME
         running = Services(settings, [])
         try:
-            for service in (run_workers(settings), code_server(settings, port := _free_port())):
+            # On many machines the run workers are started on each machine with `video-assets worker`.
+            local_workers = [run_workers(settings)] if settings.cluster is None else []
+            for service in (*local_workers, code_server(settings, port := _free_port())):
                 service.start(env)
                 running.services.append(service)
             workspace = shared_workspace(settings, port)
@@ -183,7 +185,11 @@ def daemon(workspace: Path, settings: Settings) -> Service:
 
 def run_workers(settings: Settings, queues: tuple[str, ...] = (QUEUE,), concurrency: int | None = None) -> Service:
     """One Celery worker with `concurrency` processes (one per core by default), each taking one run at a time."""
-    command = [
+    return Service("run workers", worker_command(settings, queues, concurrency), settings.logs_dir / "workers.log", graceful=False)
+
+
+def worker_command(settings: Settings, queues: tuple[str, ...], concurrency: int | None) -> list[str]:
+    return [
         _bin("celery"), "--app", "video_assets.runtime.worker", "worker",
         f"--concurrency={concurrency or settings.workers}",
         f"--queues={','.join(queues)}",
@@ -192,7 +198,6 @@ def run_workers(settings: Settings, queues: tuple[str, ...] = (QUEUE,), concurre
         "--optimization=fair",  # a reserved run goes to a process that is free
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip
-    return Service("run workers", command, settings.logs_dir / "workers.log", graceful=False)
 
 
 def webserver(workspace: Path, settings: Settings, args: list[str]) -> Service:

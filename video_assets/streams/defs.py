@@ -13,6 +13,6 @@ def camera_definitions(settings: Settings) -> dg.Definitions:
         assets=[build_camera_window(settings.cameras_start)],
         sensors=[build_camera_sensor(settings.sensor_interval_s, settings.cameras_start)],
         resources={
-            "cameras": CameraStore(root=str(settings.streams_dir), config_file=str(settings.camera_config_path))
+            "cameras": CameraStore.from_settings(settings)
         },
     )

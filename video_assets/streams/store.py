@@ -2,7 +2,7 @@
 
 ```
 <VIDEO_ASSETS_HOME>/streams/<camera>/
-    worker.lock              held by the camera's one worker while it runs
+    worker.lock              held by the camera's one worker while it runs (one machine; many: a Redis lease)
     status.json              rewritten every second by the worker: its health between segments
     <YYYY-MM-DDTHH>/         one folder per UTC hour: the camera window
         <segment>/           one committed segment, renamed into place whole:
@@ -15,28 +15,25 @@ A segment appears all at once (one directory rename), so readers never see part 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import dagster as dg
 import pyarrow.parquet as pq
 
+from video_assets.settings import Settings, url_with_password
 from video_assets.streams.cameras import CameraConfig, load_camera_config
+from video_assets.streams.lease import Lease, file_lease, redis_lease
 from video_assets.streams.status import STATUS_FILE, WorkerStatus, read_status, write_status
 
 SEGMENT_TABLES = ("detections", "frames", "camera_segments", "camera_gaps")
 LOCK_FILE = "worker.lock"
 _WINDOW_FORMAT = "%Y-%m-%dT%H"
 _WINDOW_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
-
-
-class WorkerAlreadyRunning(RuntimeError):
-    """Another worker holds this camera's lock: two would record every frame twice."""
 
 
 def window_start(ts: datetime) -> datetime:
@@ -64,6 +61,18 @@ class CameraStore(dg.ConfigurableResource):
 
     root: str
     config_file: str
+    lease_url: str | None = None  # Redis (many machines): one recorder per camera across hosts
+    lease_password_env: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CameraStore:
+        redis = settings.cluster.redis if settings.cluster else None
+        return cls(
+            root=str(settings.streams_dir),
+            config_file=str(settings.camera_config_path),
+            lease_url=redis.url if redis else None,
+            lease_password_env=redis.password_env if redis else None,
+        )
 
     def config(self) -> CameraConfig:
         return load_camera_config(Path(self.config_file))
@@ -112,26 +121,8 @@ class CameraStore(dg.ConfigurableResource):
     def write_status(self, camera: str, status: WorkerStatus) -> None:
         write_status(self.status_path(camera), status)
 
-    @contextmanager
-    def worker_lock(self, camera: str) -> Iterator[None]:
-        """Held for the worker's lifetime; the kernel releases it if the process dies."""
-        path = self.camera_dir(camera) / LOCK_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                raise WorkerAlreadyRunning(
-                    f"Camera {camera!r} is already being recorded by {holder}; stop that worker first "
-                    "(two workers would record every frame twice)."
-                ) from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()}")
-            handle.flush()
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def lease(self, camera: str) -> AbstractContextManager[Lease]:
+        """Held by the camera's one worker while it records (a Redis lease on many machines)."""
+        if self.lease_url:
+            return redis_lease(str(url_with_password(self.lease_url, self.lease_password_env)), camera)
+        return file_lease(self.camera_dir(camera) / LOCK_FILE, camera)

@@ -44,7 +44,7 @@ class _Worker:
 
 def run_workers(settings: Settings, names: list[str], echo: Echo, stop_timeout_s: float = 60.0) -> int:
     """Run until SIGTERM/SIGINT (0 if every worker then stopped cleanly), or until every worker gave up (1)."""
-    store = CameraStore(root=str(settings.streams_dir), config_file=str(settings.camera_config_path))
+    store = CameraStore.from_settings(settings)
     try:
         config = store.config()
         cameras = [config.get(n) for n in names] if names else list(config.cameras)

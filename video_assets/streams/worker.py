@@ -32,7 +32,8 @@ from video_assets.settings import API_KEY_ENV, Settings, SettingsError, secret
 from video_assets.streams.cameras import Camera, CameraConfig, CameraConfigError
 from video_assets.streams.segments import Gap, SegmentRecorder
 from video_assets.streams.status import WorkerStatus
-from video_assets.streams.store import CameraStore, WorkerAlreadyRunning
+from video_assets.streams.lease import WorkerAlreadyRunning
+from video_assets.streams.store import CameraStore
 
 EXIT_CONFIG = 2  # the camera or its workflow is misconfigured: restarting will not help
 EXIT_LOCKED = 3  # another worker records this camera
@@ -52,6 +53,7 @@ class CameraWorker:
     ):
         self.camera = camera
         self.supervisor_pid = supervisor_pid
+        self._lease_lost = threading.Event()  # set by the camera's lease if another worker may record it now
         self.store = store
         self.log = log
         self.backend = SelfHostedBackend(
@@ -77,8 +79,11 @@ class CameraWorker:
         self._session_streamed = False
         self._session_done = threading.Event()
 
-    def run(self, stop: threading.Event) -> None:
-        """Ingest until `stop` is set (or the supervisor is gone); then commit everything recorded."""
+    def run(self, stop: threading.Event, lease_lost: threading.Event | None = None) -> None:
+        """Ingest until `stop` is set (or the supervisor is gone, or the camera's lease is lost); then commit
+        everything recorded."""
+        if lease_lost is not None:
+            self._lease_lost = lease_lost
         # Read by OpenCV when a capture opens; each camera has its own worker process, so its own value.
         os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = self.camera.capture_options()
         # max_fps then keeps every k-th frame read (k = camera fps / max_fps) instead of throttling on the
@@ -112,6 +117,9 @@ class CameraWorker:
     def _should_stop(self, stop: threading.Event) -> bool:
         if not stop.is_set() and self.supervisor_pid is not None and os.getppid() != self.supervisor_pid:
             self.log.warning(f"camera {self.camera.name}: its supervisor is gone; stopping")
+            stop.set()
+        if not stop.is_set() and self._lease_lost.is_set():
+            self._error("its lease was lost (another worker may record it now); stopping")
             stop.set()
         return stop.is_set()
 
@@ -342,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("video_assets.camera")
     try:
         settings = Settings.from_env()
-        store = CameraStore(root=str(settings.streams_dir), config_file=str(settings.camera_config_path))
+        store = CameraStore.from_settings(settings)
         config = store.config()
         camera = config.get(name)
         camera.resolved_url()  # a missing ${VARIABLE} is a configuration error: say so now
@@ -357,9 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        with store.worker_lock(camera.name):
+        with store.lease(camera.name) as lease:
             log.info(f"camera {camera.name}: recording {camera.display_url} ({camera.mode}, max_fps={camera.max_fps})")
-            worker.run(stop)
+            worker.run(stop, lease.lost)
     except WorkerAlreadyRunning as exc:
         log.error(str(exc))
         return EXIT_LOCKED

