@@ -3,6 +3,7 @@
 import pytest
 
 from video_assets.backends.base import BackendError
+from video_assets.backends.batch.backend import BatchBackend
 from video_assets.backends.hosted.backend import HostedBackend
 from video_assets.backends.registry import KINDS
 from video_assets.backends.resource import Backend
@@ -30,14 +31,13 @@ def test_backend_is_chosen_by_environment() -> None:
 
 
 def test_every_registered_kind_builds_its_own_implementation(tmp_path) -> None:
-    assert KINDS == ("self_hosted", "hosted", "server")
-    built = {
-        kind: Backend(kind=kind, state_dir=str(tmp_path), model="people/1", server_url="http://gpu:9001").implementation()
-        for kind in KINDS
-    }
+    assert KINDS == ("self_hosted", "hosted", "server", "batch")
+    fields = {"model": "people/1", "server_url": "http://gpu:9001", "workspace": "acme", "workflow_id": "people"}
+    built = {kind: Backend(kind=kind, state_dir=str(tmp_path), **fields).implementation() for kind in KINDS}
     assert isinstance(built["self_hosted"], SelfHostedBackend)
     assert isinstance(built["hosted"], HostedBackend) and built["hosted"].identity().workflow_version == "model:people/1"
     assert isinstance(built["server"], ServerBackend) and built["server"].url == "http://gpu:9001"
+    assert isinstance(built["batch"], BatchBackend) and built["batch"].identity().workflow_version == "acme/people@latest"
     with pytest.raises(BackendError, match="Backend kind 'cloud' is not one of self_hosted, hosted, server") as raised:
         Backend(kind="cloud", state_dir=str(tmp_path)).implementation()
     assert raised.value.permanent

@@ -96,11 +96,33 @@ class RoboflowHttp:
         response = self._call(what, method, url, idempotent=idempotent, expect_json=True, **kwargs)
         return response.json()
 
-    def put_file(self, what: str, url: str, path: Path, content_type: str) -> requests.Response:
-        """PUT a file streamed from disk (reopened for every attempt, never read whole)."""
-        return self._call(
-            what, "PUT", url, idempotent=True, body_path=path, headers={"Content-Type": content_type}
-        )
+    def send(self, what: str, method: str, url: str, *, idempotent: bool, **kwargs: Any) -> requests.Response:
+        """Call when the answer's body does not matter (a created resource may answer with an empty body)."""
+        return self._call(what, method, url, idempotent=idempotent, **kwargs)
+
+    def put_file(
+        self, what: str, url: str, path: Path, content_type: str | None = None, headers: dict[str, str] | None = None
+    ) -> requests.Response:
+        """PUT a file streamed from disk (reopened for every attempt, never read whole), with the headers a
+        signed URL was made for."""
+        sent = {**(headers or {}), **({"Content-Type": content_type} if content_type else {})}
+        return self._call(what, "PUT", url, idempotent=True, body_path=path, headers=sent)
+
+    def download(self, what: str, url: str, target: Path) -> None:
+        """GET a file into `target`, streamed in chunks; an answer cut off midway starts the file over."""
+        for attempt in range(1, self.policy.attempts + 1):
+            response = self._call(what, "GET", url, idempotent=True, stream=True)
+            try:
+                with response, open(target, "wb") as out:
+                    for chunk in response.iter_content(chunk_size=1 << 20):
+                        out.write(chunk)
+                return
+            except requests.RequestException as exc:
+                message = f"{what}: the answer was cut off: {type(exc).__name__}: {self.redact(exc)}"
+                if attempt == self.policy.attempts:
+                    raise RoboflowRequestError(f"{message} (after {attempt} attempts)") from None
+                self.log.warning(f"{message}; retry {attempt}/{self.policy.attempts - 1}")
+                self.sleep(self.policy.backoff(attempt))
 
     def _call(
         self,

@@ -156,7 +156,7 @@ def parse_results(body: dict[str, Any], results_key: str) -> tuple[list[FramePre
     return frames, failed
 
 
-def sampled_frames(frame_count: int, video_fps: float, infer_fps: int) -> int:
+def sampled_frames(frame_count: int, video_fps: float, infer_fps: float) -> int:
     """How many frames the service runs at `infer_fps` (offsets round(i * video_fps / infer_fps))."""
     if frame_count <= 0 or video_fps <= 0:
         return 0

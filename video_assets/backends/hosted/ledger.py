@@ -9,13 +9,15 @@ submitting a new one. Every submission is also appended to `submissions`, which 
 
 from __future__ import annotations
 
-import os
 import sqlite3
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+
+from video_assets.backends.sqlite_ledger import BudgetExceeded, SqliteLedger, this_process
+
+__all__ = ["BudgetExceeded", "JobKey", "JobLedger", "JobRow", "this_process"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -59,18 +61,9 @@ class JobRow:
     message: str | None
 
 
-class BudgetExceeded(Exception):
-    def __init__(self, used: int, asked: int, budget: int):
-        super().__init__(used, asked, budget)
-        self.used, self.asked, self.budget = used, asked, budget
-
-
-class JobLedger:
+class JobLedger(SqliteLedger):
     def __init__(self, path: Path):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as conn:
-            conn.executescript(_SCHEMA)
+        super().__init__(path, _SCHEMA)
 
     def get(self, key: JobKey) -> JobRow | None:
         with closing(self._connect()) as conn:
@@ -150,32 +143,6 @@ class JobLedger:
         with closing(self._connect()) as conn:
             rows = conn.execute("SELECT job_id FROM submissions WHERE " + _WHERE + " ORDER BY rowid", _key_args(key))
             return [r[0] for r in rows]
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA synchronous=FULL")
-        return conn
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-
-
-def this_process() -> str:
-    """Who reserved a submission when no Dagster run id is at hand."""
-    return f"{os.uname().nodename}:pid {os.getpid()}"
-
 
 _WHERE = "api_url=? AND sha256=? AND target=? AND fps=?"
 
