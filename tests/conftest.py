@@ -241,3 +241,41 @@ def fake_api(tmp_path: Path, api_key: str):
     api = FakeVideoApi(root=tmp_path / "fake_api", api_key=api_key).start()
     yield api
     api.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real PostgreSQL server on 127.0.0.1 for the session (started when a test first asks for it)."""
+    from servers.cluster_services import postgres
+
+    with postgres(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server: Any) -> str:
+    """A new, empty database on the session's Postgres server (libpq keywords, password included)."""
+    import uuid
+
+    import psycopg2
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    server = postgres_server
+    admin = psycopg2.connect(host="127.0.0.1", port=server.port, user=server.user, password=server.password, dbname=server.database)
+    admin.autocommit = True  # CREATE DATABASE runs outside a transaction
+    try:
+        admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.close()
+    return f"host=127.0.0.1 port={server.port} dbname={name} user={server.user} password='{server.password}'"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger_database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str, str], Any]:
+    """Open a job ledger's database: a SQLite file (one machine), or a real Postgres (many machines)."""
+    from video_assets.backends.ledger_db import PostgresDatabase, SqliteDatabase
+
+    if request.param == "sqlite":
+        return lambda name, schema: SqliteDatabase(tmp_path / f"{name}.sqlite", name, schema)
+    dsn = request.getfixturevalue("postgres_dsn")
+    return lambda name, schema: PostgresDatabase(dsn, name, schema)

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,10 +50,12 @@ class Postgres:
 
 
 @contextmanager
-def postgres(folder: Path) -> Iterator[Postgres]:
-    """A PostgreSQL server of its own (initdb as `nobody`: Postgres refuses to run as root)."""
+def postgres(logs: Path) -> Iterator[Postgres]:
+    """A PostgreSQL server of its own (initdb as `nobody`: Postgres refuses to run as root). Its data lives
+    in a folder directly under /tmp, which `nobody` can reach (pytest's own folders are root's only)."""
     bin_dir = Path(sorted(glob("/usr/lib/postgresql/*/bin"))[-1])
-    folder.mkdir(parents=True, exist_ok=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="video-assets-pg-"))
     shutil.chown(folder, "nobody", "nogroup")
     server = Postgres(port=free_port())
     as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
@@ -61,7 +65,7 @@ def postgres(folder: Path) -> Iterator[Postgres]:
     data = folder / "data"
     subprocess.run([*as_nobody, str(bin_dir / "initdb"), "-D", str(data), "-U", server.user, "--pwfile", str(password_file),
                     "--auth=scram-sha-256", "-E", "UTF8"], check=True, capture_output=True)  # fmt: skip
-    log = folder / "postgres.log"
+    log = logs / "postgres.log"
     process = subprocess.Popen(
         [*as_nobody, str(bin_dir / "postgres"), "-D", str(data), "-p", str(server.port), "-h", "127.0.0.1",
          "-k", str(folder), "-c", "fsync=off", "-c", "max_connections=200"],
@@ -74,8 +78,9 @@ def postgres(folder: Path) -> Iterator[Postgres]:
                        check=True, env=env, capture_output=True)  # fmt: skip
         yield server
     finally:
-        process.terminate()
+        process.send_signal(signal.SIGINT)  # fast shutdown: clients still connected do not hold it up
         process.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any, Callable, Protocol
 
 import dagster as dg
 
+from video_assets.backends.ledger_db import LedgerDatabase, PostgresDatabase, SqliteDatabase
 from video_assets.failures import VideoError
 from video_assets.ingest.probe import VideoProbe
 
@@ -105,8 +106,15 @@ class BuildContext:
     """What every backend may need besides its own fields."""
 
     api_key: str | None  # ROBOFLOW_API_KEY, resolved when the run starts
-    state_dir: Path  # durable state of this installation (the hosted job ledger lives here)
+    state_dir: Path  # durable state of this installation (job ledgers live here on one machine)
     run_id: str | None  # the Dagster run, when there is one
+    ledger_dsn: str | None = None  # Postgres (many machines): every machine's job ledgers in one place
+
+    def open_ledger(self, name: str, schema: str) -> LedgerDatabase:
+        """A job ledger's database: `<state_dir>/<name>.sqlite`, or the cluster's Postgres."""
+        if self.ledger_dsn:
+            return PostgresDatabase(self.ledger_dsn, name, schema)
+        return SqliteDatabase(self.state_dir / f"{name}.sqlite", name, schema)
 
 
 @dataclass(frozen=True)

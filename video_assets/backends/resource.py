@@ -30,7 +30,11 @@ class BackendSwitch(dg.ConfigurableResource):
     # A plain str: Dagster drops configure_at_launch values of Literal fields.
     kind: str = Field(default=DEFAULT_KIND, description=" | ".join(KINDS), json_schema_extra={"env": "VIDEO_ASSETS_BACKEND"})
     api_key: str | None = Field(default=None, description="ROBOFLOW_API_KEY, bound through dagster.EnvVar.")
-    state_dir: str = Field(description="Durable state; the hosted job ledger lives here.")
+    state_dir: str = Field(description="Durable state of this machine; the job ledgers live here on one machine.")
+    ledger_postgres: str | None = Field(
+        default=None, description="Many machines: the job ledgers' Postgres (libpq keywords, no password)."
+    )
+    ledger_password_env: str | None = Field(default=None, description="The variable holding that Postgres password.")
     source_workflows: str = Field(
         default="",
         description="Drop folders with their own inline workflow: source=workflow.json, comma separated; "
@@ -44,7 +48,13 @@ class BackendSwitch(dg.ConfigurableResource):
         self._run_id = context.run_id
 
     def build_context(self) -> BuildContext:
-        return BuildContext(api_key=self.api_key, state_dir=Path(self.state_dir), run_id=self._run_id)
+        from video_assets.settings import secret  # settings reads this module's fields: imported when used
+
+        dsn = self.ledger_postgres
+        password = secret(self.ledger_password_env) if dsn and self.ledger_password_env else None
+        if dsn and password:
+            dsn = f"{dsn} password='{password}'"
+        return BuildContext(api_key=self.api_key, state_dir=Path(self.state_dir), run_id=self._run_id, ledger_dsn=dsn)
 
     def implementation(self, source: str | None = None) -> VideoBackend:
         """The backend that runs the videos of `source` (None: a source without its own workflow)."""

@@ -25,8 +25,14 @@ def prediction_definitions(settings: Settings) -> dg.Definitions:
 
 
 def backend_config(settings: Settings) -> dict[str, Any]:
-    """The `backend` resource's values: the kind and fields from settings, the state folder."""
-    return {"kind": settings.backend.kind, "state_dir": str(settings.state_dir), **settings.backend.values}
+    """The `backend` resource's values: the kind and fields from settings, the state folder, and on many
+    machines the Postgres the job ledgers share (never its password: the variable's name)."""
+    config = {"kind": settings.backend.kind, "state_dir": str(settings.state_dir), **settings.backend.values}
+    if settings.cluster is not None:
+        pg = settings.cluster.postgres
+        config["ledger_postgres"] = f"host={pg.host} port={pg.port} dbname={pg.database} user={pg.user}"
+        config["ledger_password_env"] = pg.password_env
+    return config
 
 
 def bind_backend(settings: Settings) -> Any:

@@ -14,8 +14,8 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from video_assets.backends.batch.backend import LEDGER_FILE
-from video_assets.backends.batch.ledger import SqliteBatchLedger
+from video_assets.backends.batch.ledger import NAME, SCHEMA, SqlBatchLedger
+from video_assets.backends.ledger_db import SqliteDatabase
 from video_assets.definitions import build_definitions
 from video_assets.settings import API_KEY_ENV, REPO_DIR, Settings
 
@@ -86,8 +86,8 @@ def run_batch(materialize) -> Callable[..., dg.ExecuteInProcessResult]:
 
 
 @pytest.fixture
-def batch_ledger(settings: Settings) -> SqliteBatchLedger:
-    return SqliteBatchLedger(settings.state_dir / LEDGER_FILE)
+def batch_ledger(settings: Settings) -> SqlBatchLedger:
+    return SqlBatchLedger(SqliteDatabase(settings.state_dir / f"{NAME}.sqlite", NAME, SCHEMA))
 
 
 @pytest.fixture(scope="session")

@@ -5,22 +5,23 @@ from __future__ import annotations
 import pytest
 
 from video_assets.backends.batch.contract import MAX_BATCH_ID, MAX_JOB_ID
-from video_assets.backends.batch.ledger import BudgetExceeded, JoinRequest, LeaseLost, SqliteBatchLedger
+from video_assets.backends.batch.ledger import NAME, SCHEMA, BudgetExceeded, JoinRequest, LeaseLost, SqlBatchLedger
 
 SPEC = "http://api|acme|count-people|5"
 T0 = 1_800_000_000.0
 
 
 @pytest.fixture
-def ledger(tmp_path) -> SqliteBatchLedger:
-    return SqliteBatchLedger(tmp_path / "batch.sqlite")
+def ledger(ledger_database) -> SqlBatchLedger:
+    """On SQLite (one machine) and on a real Postgres (many machines): the same rules."""
+    return SqlBatchLedger(ledger_database(NAME, SCHEMA))
 
 
 def request(sha: str, frames: int = 10, window_s: float = 60, capacity: int = 3, budget: int | None = None, spec: str = SPEC):
     return JoinRequest(spec, sha, f"video-{sha}", f"/videos/{sha}.mp4", f"va{sha}-v.mp4", frames, "{}", window_s, capacity, budget)
 
 
-def submit(ledger: SqliteBatchLedger, group_id: str, *shas: str):
+def submit(ledger: SqlBatchLedger, group_id: str, *shas: str):
     """What a driver does once the window ended: close, upload, record the submission (before posting)."""
     ledger.lead(group_id, "run-1", T0 + 60, lease_s=30)
     for sha in shas:

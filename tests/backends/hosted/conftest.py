@@ -7,8 +7,8 @@ from typing import Any, Callable
 import dagster as dg
 import pytest
 
-from video_assets.backends.hosted.backend import LEDGER_FILE
-from video_assets.backends.hosted.ledger import JobLedger
+from video_assets.backends.hosted.ledger import NAME, SCHEMA, JobLedger
+from video_assets.backends.ledger_db import SqliteDatabase
 from video_assets.definitions import build_definitions
 from video_assets.settings import API_KEY_ENV, Settings
 
@@ -58,4 +58,4 @@ def run_hosted(materialize) -> Callable[..., dg.ExecuteInProcessResult]:
 @pytest.fixture
 def ledger(settings) -> JobLedger:
     """The hosted job ledger of the test's VIDEO_ASSETS_HOME."""
-    return JobLedger(settings.state_dir / LEDGER_FILE)
+    return JobLedger(SqliteDatabase(settings.state_dir / f"{NAME}.sqlite", NAME, SCHEMA))

@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 import pytest
 
 from video_assets.backends.base import BackendError
-from video_assets.backends.hosted.backend import LEDGER_FILE, HostedBackend
+from video_assets.backends.hosted.backend import HostedBackend
+from video_assets.backends.hosted.ledger import NAME
 from video_assets.backends.resource import Backend
 from video_assets.ingest.probe import MediaInfo, VideoProbe
 
@@ -15,7 +16,7 @@ def test_without_an_api_key_the_backend_is_built_and_fails_only_when_used(tmp_pa
     hosted = Backend(kind="hosted", model="people-detect/3", api_url=fake_api.url, state_dir=str(tmp_path)).implementation()
     assert isinstance(hosted, HostedBackend)
     assert hosted.identity().workflow_version == "model:people-detect/3"
-    assert not (tmp_path / LEDGER_FILE).exists()  # the identity opens no ledger
+    assert not (tmp_path / f"{NAME}.sqlite").exists()  # the identity opens no ledger
 
     media = MediaInfo(10.0, 15.0, 150, 640, 360, "h264", datetime(2026, 1, 1, tzinfo=timezone.utc))
     video = VideoProbe("clip.mp4-0123456789ab", "inbox", "clip.mp4", str(tmp_path / "clip.mp4"), 1, "0" * 64, media)

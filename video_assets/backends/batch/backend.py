@@ -49,12 +49,14 @@ from video_assets.backends.batch.ledger import (
     JoinRequest,
     LeaseLost,
     Member,
-    SqliteBatchLedger,
+    SqlBatchLedger,
 )
+from video_assets.backends.batch.ledger import NAME as LEDGER_NAME
+from video_assets.backends.batch.ledger import SCHEMA as LEDGER_SCHEMA
 from video_assets.backends.hosted.backend import FORCE_HINT, HostedConfig, without_query
 from video_assets.backends.hosted.contract import sampled_frames
 from video_assets.backends.self_hosted import DEFAULT_DETECTIONS_OUTPUT
-from video_assets.backends.sqlite_ledger import BudgetExceeded, this_process
+from video_assets.backends.ledger_db import BudgetExceeded, LedgerDatabase, this_process
 from video_assets.ingest.keys import readable_name
 from video_assets.ingest.probe import VideoProbe
 from video_assets.roboflow.http import RetryPolicy, RoboflowHttp, RoboflowRequestError
@@ -63,7 +65,6 @@ from video_assets.roboflow.http import RetryPolicy, RoboflowHttp, RoboflowReques
 # detection, 0.01 credit per 1,000 frames on GPU; with tracking on CPU, 0.05. Billing is machine time
 # (1 credit per CPU hour, 4 per GPU hour), so the workflow decides the real price.
 CREDITS_PER_1000_FRAMES = {"cpu": 0.05, "gpu": 0.01}
-LEDGER_FILE = "batch_jobs.sqlite"
 EXPORTS_FOLDER = "batch_exports"
 LONGEST_PAUSE_S = 5.0  # between two looks at the ledger
 PAST_SUBMISSION = ("submitting", "submitted", "done", "failed")
@@ -122,7 +123,8 @@ class BatchOptions:
     capacity: int
     poll_s: float
     timeout_s: float
-    state_dir: Path
+    state_dir: Path  # where this machine keeps downloaded exports
+    open_ledger: Callable[[str, str], LedgerDatabase]  # (name, schema) -> the ledger's database
     budget_frames: int | None
     force_resubmit: bool
     lease_s: float
@@ -148,7 +150,7 @@ class BatchBackend(VideoBackend):
     @cached_property
     def ledger(self) -> BatchLedger:
         """Opened on first use, so building the backend to ask its identity has no side effects."""
-        return SqliteBatchLedger(self.options.state_dir / LEDGER_FILE)
+        return SqlBatchLedger(self.options.open_ledger(LEDGER_NAME, LEDGER_SCHEMA))
 
     @cached_property
     def exports(self) -> ExportCache:
@@ -500,6 +502,7 @@ def build_batch(config: BatchConfig, context: BuildContext) -> BatchBackend:
         poll_s=config.poll_seconds,
         timeout_s=config.hosted_timeout_seconds,
         state_dir=context.state_dir,
+        open_ledger=context.open_ledger,
         budget_frames=config.budget_frames,
         force_resubmit=config.force_resubmit,
         lease_s=config.batch_lease_seconds,

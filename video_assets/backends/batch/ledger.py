@@ -15,36 +15,35 @@ driver that finds `submitting` (the last one died, or the answer was lost) asks 
 job exists instead of creating another. Any member run may poll the job, at most once per interval
 across all of them (`claim_poll`); every run reads the outcome here.
 
-`BatchLedger` is the interface the backend uses; every method is one transaction. `SqliteBatchLedger`
-implements it with SQLite (BEGIN IMMEDIATE); a shared database (Postgres, SELECT … FOR UPDATE) can
-implement it the same way for runs on several machines.
+`BatchLedger` is the interface the backend uses; every method is one transaction. `SqlBatchLedger`
+implements it on a ledger database: SQLite on one machine, the cluster's Postgres on many (see
+backends/ledger_db.py), so runs on several machines share groups the same way.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from abc import ABC, abstractmethod
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from typing import Any
 
 from video_assets.backends.batch.contract import new_batch_id, new_job_id
-from video_assets.backends.sqlite_ledger import BudgetExceeded, SqliteLedger
+from video_assets.backends.ledger_db import BudgetExceeded, Connection, LedgerDatabase
 
 REJOINABLE = ("dropped", "refused")  # nothing was submitted for the video: it may join a new group
 DRIVEN = ("open", "closed", "submitting")  # a member run with the lease moves the group on
 
-_SCHEMA = """
+NAME = "batch_jobs"
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS groups (
     group_id TEXT PRIMARY KEY, job_id TEXT NOT NULL UNIQUE, spec TEXT NOT NULL, settings TEXT NOT NULL,
-    state TEXT NOT NULL, capacity INTEGER NOT NULL, opened_at REAL NOT NULL, closes_at REAL NOT NULL,
-    lease_owner TEXT, lease_expires REAL, frames_estimate INTEGER, submitted_at TEXT, submitted_by TEXT,
-    stage TEXT, message TEXT, polled_at REAL, results_batch TEXT, updated_at TEXT NOT NULL
+    state TEXT NOT NULL, capacity INTEGER NOT NULL, opened_at {float} NOT NULL, closes_at {float} NOT NULL,
+    lease_owner TEXT, lease_expires {float}, frames_estimate INTEGER, submitted_at TEXT, submitted_by TEXT,
+    stage TEXT, message TEXT, polled_at {float}, results_batch TEXT, updated_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS videos (
     spec TEXT NOT NULL, sha256 TEXT NOT NULL, video_id TEXT NOT NULL, path TEXT NOT NULL, file_name TEXT NOT NULL,
-    frames_estimate INTEGER NOT NULL, group_id TEXT, state TEXT NOT NULL, joined_at REAL NOT NULL,
+    frames_estimate INTEGER NOT NULL, group_id TEXT, state TEXT NOT NULL, joined_at {float} NOT NULL,
     message TEXT, forced_by TEXT, updated_at TEXT NOT NULL,
     PRIMARY KEY (spec, sha256)
 );
@@ -175,17 +174,19 @@ class BatchLedger(ABC):
     def submitted_frames(self) -> int: ...
 
 
-class SqliteBatchLedger(SqliteLedger, BatchLedger):
-    def __init__(self, path: Path):
-        super().__init__(path, _SCHEMA)
+class SqlBatchLedger(BatchLedger):
+    """On a ledger database opened with NAME and SCHEMA."""
+
+    def __init__(self, db: LedgerDatabase):
+        self.db = db
 
     def member(self, spec: str, sha256: str) -> Member | None:
-        with closing(self._connect()) as conn:
+        with self.db.read() as conn:
             row = conn.execute("SELECT * FROM videos WHERE spec=? AND sha256=?", (spec, sha256)).fetchone()
         return _member(row) if row else None
 
     def join(self, request: JoinRequest, now: float) -> Member:
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             row = conn.execute("SELECT * FROM videos WHERE spec=? AND sha256=?", (request.spec, request.sha256)).fetchone()
             if row and row["state"] not in REJOINABLE:
                 return _member(row)
@@ -197,7 +198,7 @@ class SqliteBatchLedger(SqliteLedger, BatchLedger):
             conn.execute(
                 "INSERT INTO videos (spec, sha256, video_id, path, file_name, frames_estimate, group_id, state, joined_at,"
                 " message, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'waiting', ?, NULL, ?)"
-                " ON CONFLICT DO UPDATE SET video_id=excluded.video_id, path=excluded.path, file_name=excluded.file_name,"
+                " ON CONFLICT (spec, sha256) DO UPDATE SET video_id=excluded.video_id, path=excluded.path, file_name=excluded.file_name,"
                 " frames_estimate=excluded.frames_estimate, group_id=excluded.group_id, state='waiting',"
                 " joined_at=excluded.joined_at, message=NULL, updated_at=excluded.updated_at",
                 (request.spec, request.sha256, request.video_id, request.path, request.file_name, request.frames,
@@ -205,7 +206,7 @@ class SqliteBatchLedger(SqliteLedger, BatchLedger):
             )
             return _member(conn.execute("SELECT * FROM videos WHERE spec=? AND sha256=?", (request.spec, request.sha256)).fetchone())
 
-    def _open_group(self, conn: sqlite3.Connection, request: JoinRequest, now: float) -> str:
+    def _open_group(self, conn: Connection, request: JoinRequest, now: float) -> str:
         found = conn.execute(
             "SELECT g.group_id FROM groups g WHERE g.spec=? AND g.state='open' AND g.closes_at>?"
             " AND (SELECT COUNT(*) FROM videos v WHERE v.group_id=g.group_id) < g.capacity ORDER BY g.opened_at LIMIT 1",
@@ -222,16 +223,16 @@ class SqliteBatchLedger(SqliteLedger, BatchLedger):
         return group_id
 
     def group(self, group_id: str) -> Group:
-        with closing(self._connect()) as conn:
+        with self.db.read() as conn:
             return _group(conn.execute("SELECT * FROM groups WHERE group_id=?", (group_id,)).fetchone())
 
     def members(self, group_id: str) -> list[Member]:
-        with closing(self._connect()) as conn:
+        with self.db.read() as conn:
             rows = conn.execute("SELECT * FROM videos WHERE group_id=? ORDER BY joined_at, sha256", (group_id,)).fetchall()
         return [_member(r) for r in rows]
 
     def lead(self, group_id: str, owner: str, now: float, lease_s: float) -> Group | None:
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             group = _group(conn.execute("SELECT * FROM groups WHERE group_id=?", (group_id,)).fetchone())
             if group.state not in DRIVEN:
                 return None
@@ -249,7 +250,7 @@ class SqliteBatchLedger(SqliteLedger, BatchLedger):
             return _group(conn.execute("SELECT * FROM groups WHERE group_id=?", (group_id,)).fetchone())
 
     def renew(self, group_id: str, owner: str, now: float, lease_s: float) -> bool:
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             return conn.execute(
                 "UPDATE groups SET lease_expires=?, updated_at=? WHERE group_id=? AND lease_owner=?",
                 (now + lease_s, _stamp(), group_id, owner),
@@ -262,12 +263,12 @@ class SqliteBatchLedger(SqliteLedger, BatchLedger):
         self._update_member(group_id, sha256, "state='dropped', message=?", message)
 
     def begin_submission(self, group_id: str, owner: str) -> Group | None:
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             group = _group(conn.execute("SELECT * FROM groups WHERE group_id=?", (group_id,)).fetchone())
             if group.state != "closed" or group.lease_owner != owner:
                 raise LeaseLost(f"group {group_id} is {group.state}, leased by {group.lease_owner}")
             frames, staged = conn.execute(
-                "SELECT COALESCE(SUM(frames_estimate), 0), COUNT(*) FROM videos WHERE group_id=? AND state='staged'", (group_id,)
+                "SELECT CAST(COALESCE(SUM(frames_estimate), 0) AS BIGINT), COUNT(*) FROM videos WHERE group_id=? AND state='staged'", (group_id,)
             ).fetchone()
             if staged == 0:
                 conn.execute("UPDATE groups SET state='empty', lease_owner=NULL, updated_at=? WHERE group_id=?", (_stamp(), group_id))
@@ -278,14 +279,17 @@ class SqliteBatchLedger(SqliteLedger, BatchLedger):
                 " WHERE group_id=?",
                 (frames, now, owner, now, group_id),
             )
-            conn.execute("INSERT INTO submissions VALUES (?, ?, ?, ?, ?)", (group_id, group.job_id, frames, now, owner))
+            conn.execute(
+                "INSERT INTO submissions (group_id, job_id, frames_estimate, started_at, submitted_by) VALUES (?, ?, ?, ?, ?)",
+                (group_id, group.job_id, frames, now, owner),
+            )
             return _group(conn.execute("SELECT * FROM groups WHERE group_id=?", (group_id,)).fetchone())
 
     def record_submitted(self, group_id: str) -> None:
         self._update_group(group_id, "state='submitted', lease_owner=NULL, message=NULL", "state='submitting'")
 
     def record_refused(self, group_id: str, message: str) -> None:
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             conn.execute(
                 "UPDATE groups SET state='refused', lease_owner=NULL, message=?, updated_at=? WHERE group_id=?",
                 (message, _stamp(), group_id),
@@ -297,7 +301,7 @@ class SqliteBatchLedger(SqliteLedger, BatchLedger):
             conn.execute("DELETE FROM submissions WHERE group_id=?", (group_id,))
 
     def claim_poll(self, group_id: str, now: float, interval_s: float) -> bool:
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             return conn.execute(
                 "UPDATE groups SET polled_at=? WHERE group_id=? AND (polled_at IS NULL OR polled_at<=?)",
                 (now, group_id, now - interval_s),
@@ -305,7 +309,7 @@ class SqliteBatchLedger(SqliteLedger, BatchLedger):
 
     def record_status(self, group_id: str, state: str, stage: str | None, message: str, results_batch: str | None) -> None:
         group_state = {"running": "submitted", "succeeded": "done", "failed": "failed"}[state]
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             conn.execute(
                 "UPDATE groups SET state=?, stage=?, message=?, results_batch=COALESCE(?, results_batch), updated_at=?"
                 " WHERE group_id=? AND state IN ('submitted', 'done', 'failed')",
@@ -317,7 +321,7 @@ class SqliteBatchLedger(SqliteLedger, BatchLedger):
         self._update_member(group_id, sha256, "state=?, message=?", state, message or None)
 
     def set_aside(self, spec: str, sha256: str, owner: str) -> None:
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             conn.execute(
                 "UPDATE videos SET state='dropped', forced_by=?, message='set aside by force_resubmit', updated_at=?"
                 " WHERE spec=? AND sha256=?",
@@ -325,38 +329,38 @@ class SqliteBatchLedger(SqliteLedger, BatchLedger):
             )
 
     def submitted_frames(self) -> int:
-        with closing(self._connect()) as conn:
-            return conn.execute("SELECT COALESCE(SUM(frames_estimate), 0) FROM submissions").fetchone()[0]
+        with self.db.read() as conn:
+            return conn.execute("SELECT CAST(COALESCE(SUM(frames_estimate), 0) AS BIGINT) FROM submissions").fetchone()[0]
 
     # Plumbing ------------------------------------------------------------------------------------
 
     def _update_member(self, group_id: str, sha256: str, assignments: str, *values: object) -> None:
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             conn.execute(
                 f"UPDATE videos SET {assignments}, updated_at=? WHERE group_id=? AND sha256=?",
                 (*values, _stamp(), group_id, sha256),
             )
 
     def _update_group(self, group_id: str, assignments: str, condition: str) -> None:
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             conn.execute(f"UPDATE groups SET {assignments}, updated_at=? WHERE group_id=? AND {condition}", (_stamp(), group_id))
 
 
-def _committed_frames(conn: sqlite3.Connection) -> int:
+def _committed_frames(conn: Connection) -> int:
     """Frames already submitted, plus those of videos waiting in groups not yet submitted."""
-    submitted = conn.execute("SELECT COALESCE(SUM(frames_estimate), 0) FROM submissions").fetchone()[0]
+    submitted = conn.execute("SELECT CAST(COALESCE(SUM(frames_estimate), 0) AS BIGINT) FROM submissions").fetchone()[0]
     reserved = conn.execute(
-        "SELECT COALESCE(SUM(v.frames_estimate), 0) FROM videos v JOIN groups g ON g.group_id=v.group_id"
+        "SELECT CAST(COALESCE(SUM(v.frames_estimate), 0) AS BIGINT) FROM videos v JOIN groups g ON g.group_id=v.group_id"
         " WHERE g.state IN ('open', 'closed') AND v.state IN ('waiting', 'staged')"
     ).fetchone()[0]
     return submitted + reserved
 
 
-def _member(row: sqlite3.Row) -> Member:
+def _member(row: Any) -> Member:
     return Member(**{name: row[name] for name in Member.__dataclass_fields__})
 
 
-def _group(row: sqlite3.Row) -> Group:
+def _group(row: Any) -> Group:
     return Group(**{name: row[name] for name in Group.__dataclass_fields__})
 
 

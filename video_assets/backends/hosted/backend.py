@@ -39,7 +39,10 @@ from video_assets.backends.hosted.contract import (
     parse_status,
     sampled_frames,
 )
+from video_assets.backends.hosted.ledger import NAME as LEDGER_NAME
+from video_assets.backends.hosted.ledger import SCHEMA as LEDGER_SCHEMA
 from video_assets.backends.hosted.ledger import BudgetExceeded, JobKey, JobLedger, JobRow, this_process
+from video_assets.backends.ledger_db import LedgerDatabase
 from video_assets.backends.self_hosted import WorkflowConfig
 from video_assets.ingest.probe import VideoProbe
 from video_assets.roboflow import DEFAULT_API_URL
@@ -58,7 +61,7 @@ class HostedOptions:
     fps: int
     poll_s: float
     timeout_s: float
-    ledger_path: Path
+    open_ledger: Callable[[str, str], LedgerDatabase]  # (name, schema) -> the ledger's database
     budget_frames: int | None = None
     force_resubmit: bool = False
     retry: RetryPolicy = RetryPolicy()
@@ -137,7 +140,7 @@ class HostedBackend(VideoBackend):
     @cached_property
     def ledger(self) -> JobLedger:
         """Opened on first use, so building the backend to ask its identity has no side effects."""
-        return JobLedger(self.options.ledger_path)
+        return JobLedger(self.options.open_ledger(LEDGER_NAME, LEDGER_SCHEMA))
 
     @property
     def api_key(self) -> str:
@@ -368,7 +371,6 @@ def _fresh(uploaded_at: str | None) -> bool:
     return datetime.now(timezone.utc) - datetime.fromisoformat(uploaded_at) < UPLOAD_REUSE
 
 
-LEDGER_FILE = "hosted_jobs.sqlite"
 
 
 def hosted_target(config: HostedConfig) -> Target:
@@ -393,7 +395,7 @@ def build_hosted(config: HostedConfig, context: BuildContext) -> HostedBackend:
         fps=config.hosted_fps,
         poll_s=config.poll_seconds,
         timeout_s=config.hosted_timeout_seconds,
-        ledger_path=context.state_dir / LEDGER_FILE,
+        open_ledger=context.open_ledger,
         budget_frames=config.budget_frames,
         force_resubmit=config.force_resubmit,
         retry=RetryPolicy(
