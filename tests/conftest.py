@@ -279,3 +279,21 @@ def ledger_database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[
         return lambda name, schema: SqliteDatabase(tmp_path / f"{name}.sqlite", name, schema)
     dsn = request.getfixturevalue("postgres_dsn")
     return lambda name, schema: PostgresDatabase(dsn, name, schema)
+
+
+@pytest.fixture(scope="session")
+def object_store_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """SeaweedFS's real S3 server on 127.0.0.1 for the session (started when a test first asks for it)."""
+    from servers.cluster_services import object_store
+
+    with object_store(tmp_path_factory.mktemp("s3")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The object store's keys, where every S3 client reads them: the environment."""
+    from servers.cluster_services import ACCESS_KEY, SECRET_KEY
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)

@@ -11,6 +11,11 @@ published warehouse) goes through this module:
   reclaims them later.
 - `frame_rows` and `video_row` build the rows of the `detections`, `frames` and `videos` tables, for
   files and cameras alike.
+- `Store` is where a tree of data lives: a local folder on one machine (`LocalStore`), an S3 bucket
+  prefix on many (`ObjectStore`, through fsspec's s3fs). Writers write local files and publish them
+  whole: a rename locally; on S3, which has no rename, one PUT or a completed multipart upload (s3fs
+  aborts the upload on failure), so a reader never sees half an object. A folder published to S3
+  becomes visible when its `last` file is (its readers look for that one).
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -56,8 +63,8 @@ class Staging:
             folder.mkdir(parents=True, exist_ok=True)
             sweep_stale_temps(folder, stale_after_s)
 
-    def publish(self) -> dict[str, Path]:
-        """Rename every temporary file into place; the last one given is the last to appear."""
+    def publish(self) -> dict[str, Any]:
+        """Rename every temporary file into place; the last one given is the last to appear. Where each is."""
         for name, temp in self.temps.items():
             os.replace(temp, self.finals[name])
         return dict(self.finals)
@@ -169,6 +176,211 @@ def video_row(
     }
 
 
-def remove_all(paths: Iterable[Path]) -> None:
-    for path in paths:
-        path.unlink(missing_ok=True)
+class Store(ABC):
+    """A tree of data addressed by keys (`predictions/frames/video_id=x/part-0.parquet`)."""
+
+    @abstractmethod
+    def uri(self, key: str = "") -> str:
+        """What DuckDB reads and people see: a local path, or s3://bucket/prefix/key."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def list(self, key: str = "") -> list[str]:
+        """Names directly under `key` (files and folders), sorted; none if it does not exist."""
+
+    @abstractmethod
+    def read_bytes(self, key: str) -> bytes:
+        """The object's bytes (FileNotFoundError if there is none)."""
+
+    @abstractmethod
+    def put_file(self, local: Path, key: str) -> None:
+        """Publish a finished local file whole (the local file is consumed)."""
+
+    @abstractmethod
+    def remove(self, key: str) -> None:
+        """The object, or every object under `key`."""
+
+    @abstractmethod
+    def fetch(self, key: str, cache: Path) -> Path:
+        """A local file with the object's bytes (for decoders that need a path)."""
+
+    @abstractmethod
+    def register(self, conn: Any) -> None:
+        """Let a DuckDB connection read this store's uris."""
+
+    @abstractmethod
+    def staging(self, finals: Mapping[str, str], stale_after_s: float) -> Staging:
+        """Local files to write `finals` (name -> key) into, published together by `Staging.publish`."""
+
+    @abstractmethod
+    def publish_folder(self, local: Path, key: str, last: str) -> None:
+        """Publish a finished local folder whole, its file `last` last (the local folder is consumed)."""
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        with tempfile.NamedTemporaryFile(delete=False) as handle:
+            handle.write(data)
+        self.put_file(Path(handle.name), key)
+
+    def read_json(self, key: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.read_bytes(key))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def write_json(self, key: str, data: Mapping[str, Any]) -> None:
+        self.put_bytes(key, json.dumps(data, indent=1, sort_keys=True, default=str).encode())
+
+    def read_table(self, key: str, columns: list[str] | None = None, schema: Any = None) -> Any:
+        import pyarrow.parquet as pq
+
+        with tempfile.TemporaryDirectory() as folder:
+            return pq.read_table(self.fetch(key, Path(folder)), columns=columns, schema=schema)
+
+
+class LocalStore(Store):
+    """A folder of this machine: publishing is a rename."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def path(self, key: str) -> Path:
+        return self.root / key if key else self.root
+
+    def uri(self, key: str = "") -> str:
+        return str(self.path(key))
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def list(self, key: str = "") -> list[str]:
+        folder = self.path(key)
+        return sorted(entry.name for entry in os.scandir(folder)) if folder.is_dir() else []
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def put_file(self, local: Path, key: str) -> None:
+        final = self.path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = temp_path(final, new_token())
+        shutil.move(local, temp)  # a rename when both are on one filesystem
+        os.replace(temp, final)
+
+    def remove(self, key: str) -> None:
+        path = self.path(key)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+    def fetch(self, key: str, cache: Path) -> Path:
+        return self.path(key)
+
+    def register(self, conn: Any) -> None:
+        return None
+
+    def staging(self, finals: Mapping[str, str], stale_after_s: float) -> Staging:
+        return Staging({name: self.path(key) for name, key in finals.items()}, stale_after_s)
+
+    def publish_folder(self, local: Path, key: str, last: str) -> None:
+        self.path(key).parent.mkdir(parents=True, exist_ok=True)
+        publish_folder(local, self.path(key))
+
+
+class ObjectStore(Store):
+    """A prefix of an S3-compatible bucket (`s3://bucket/prefix`); credentials from the standard AWS variables."""
+
+    def __init__(self, url: str, endpoint: str | None = None, region: str = "us-east-1"):
+        import s3fs
+
+        self.prefix = url.removeprefix("s3://").strip("/")
+        client = {"region_name": region, **({"endpoint_url": endpoint} if endpoint else {})}
+        # Other machines write here too: never answer from a cached listing.
+        self.fs = s3fs.S3FileSystem(client_kwargs=client, use_listings_cache=False, skip_instance_cache=True)
+
+    def _path(self, key: str) -> str:
+        return f"{self.prefix}/{key}".rstrip("/") if key else self.prefix
+
+    def uri(self, key: str = "") -> str:
+        return f"s3://{self._path(key)}"
+
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.exists(self._path(key)))
+
+    def list(self, key: str = "") -> list[str]:
+        try:
+            entries = self.fs.ls(self._path(key), detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries)
+
+    def read_bytes(self, key: str) -> bytes:
+        return bytes(self.fs.cat_file(self._path(key)))
+
+    def put_file(self, local: Path, key: str) -> None:
+        try:
+            self.fs.put_file(str(local), self._path(key))  # one PUT, or a multipart upload aborted on failure
+        finally:
+            local.unlink(missing_ok=True)
+
+    def remove(self, key: str) -> None:
+        path = self._path(key)
+        folders = [p for p, info in self.fs.find(path, withdirs=True, detail=True).items() if info["type"] == "directory"]
+        try:
+            self.fs.rm(path, recursive=True)
+        except FileNotFoundError:
+            pass
+        # Stores with real folders (SeaweedFS) keep them, empty, after their objects are gone: remove those too
+        # (deepest first; on AWS these keys do not exist and deleting them does nothing).
+        bucket = path.split("/", 1)[0]
+        for folder in sorted({*folders, path}, key=len, reverse=True):
+            self.fs.call_s3("delete_object", Bucket=bucket, Key=f"{folder.split('/', 1)[1]}/")
+
+    def fetch(self, key: str, cache: Path) -> Path:
+        local = cache / key
+        local.parent.mkdir(parents=True, exist_ok=True)
+        partial = temp_path(local, new_token())
+        self.fs.get_file(self._path(key), str(partial))
+        os.replace(partial, local)
+        return local
+
+    def register(self, conn: Any) -> None:
+        conn.register_filesystem(self.fs)
+
+    def staging(self, finals: Mapping[str, str], stale_after_s: float) -> Staging:
+        spool = Path(tempfile.mkdtemp(prefix="video-assets-spool-"))
+        return _UploadStaging(self, spool, finals)
+
+    def publish_folder(self, local: Path, key: str, last: str) -> None:
+        files = sorted(p for p in local.rglob("*") if p.is_file())
+        for file in sorted(files, key=lambda p: p.name == last):  # `last` after every other file
+            self.put_file(file, f"{key}/{file.relative_to(local).as_posix()}")
+        shutil.rmtree(local, ignore_errors=True)
+
+
+class _UploadStaging(Staging):
+    """Local spool files, uploaded in order by publish()."""
+
+    def __init__(self, store: ObjectStore, spool: Path, finals: Mapping[str, str]):
+        self.store, self.spool, self.keys = store, spool, dict(finals)
+        self.token = new_token()
+        self.temps = {name: spool / f"{name}.{self.token}{TEMP_SUFFIX}" for name in finals}
+
+    def publish(self) -> dict[str, Any]:
+        for name, temp in self.temps.items():
+            self.store.put_file(temp, self.keys[name])
+        shutil.rmtree(self.spool, ignore_errors=True)
+        return {name: self.store.uri(key) for name, key in self.keys.items()}
+
+    def discard(self) -> None:
+        shutil.rmtree(self.spool, ignore_errors=True)
+
+
+def store_at(url: str, endpoint: str | None = None, region: str = "us-east-1") -> Store:
+    """The store for `url`: s3://bucket/prefix, or a local folder."""
+    if url.startswith("s3://"):
+        return ObjectStore(url, endpoint, region)
+    return LocalStore(Path(url))
