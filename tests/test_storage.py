@@ -33,7 +33,7 @@ def test_staged_tables_appear_together_only_when_published(store: Store) -> None
     assert not any(store.exists(key) for key in keys.values())  # written, not yet visible
     files = staging.publish()
     assert set(files) == {"detections", "videos"} and all(store.exists(key) for key in keys.values())
-    assert store.list("predictions") == ["detections", "videos"]
+    assert store.names("predictions") == ["detections", "videos"]
     assert store.read_table(keys["videos"]).to_pylist() == [{"video_id": "v1", "table": "videos"}]
 
     conn = duckdb.connect()
@@ -47,7 +47,7 @@ def test_a_discarded_staging_leaves_nothing(store: Store) -> None:
     pq.write_table(pa.table({"a": [1]}), staging.temps["frames"])
     staging.discard()
     assert not store.exists("predictions/frames/video_id=v2/part-0.parquet")
-    assert store.list("predictions/frames") in ([], ["video_id=v2"])  # an empty local folder at most
+    assert store.names("predictions/frames") in ([], ["video_id=v2"])  # an empty local folder at most
 
 
 def test_small_files_folders_and_removal(store: Store, tmp_path: Path) -> None:
@@ -59,8 +59,8 @@ def test_small_files_folders_and_removal(store: Store, tmp_path: Path) -> None:
     for name in ("detections.parquet", "camera_segments.parquet"):
         (segment / name).write_bytes(name.encode())
     store.publish_folder(segment, "streams/gate/2026-11-30T04/seg-1", last="camera_segments.parquet")
-    assert store.list("streams/gate/2026-11-30T04/seg-1") == ["camera_segments.parquet", "detections.parquet"]
+    assert store.names("streams/gate/2026-11-30T04/seg-1") == ["camera_segments.parquet", "detections.parquet"]
     local = store.fetch("streams/gate/2026-11-30T04/seg-1/detections.parquet", tmp_path / "cache")
     assert local.read_bytes() == b"detections.parquet"
     store.remove("streams/gate/2026-11-30T04")
-    assert store.list("streams/gate") == ["status.json"]
+    assert store.names("streams/gate") == ["status.json"]

@@ -8,7 +8,8 @@ step's RetryPolicy nor by the nightly backfill, which reads the flag back with `
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import dagster as dg
 

@@ -28,7 +28,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +170,7 @@ def video_row(
         "recorded_at": recorded_at,
         "frames_expected": frames_expected,
         "frames_processed": frames_processed,
-        "processed_at": datetime.now(timezone.utc),
+        "processed_at": datetime.now(UTC),
         "workflow_version": identity.workflow_version,
         "backend": identity.backend,
     }
@@ -187,7 +187,7 @@ class Store(ABC):
     def exists(self, key: str) -> bool: ...
 
     @abstractmethod
-    def list(self, key: str = "") -> list[str]:
+    def names(self, key: str = "") -> list[str]:
         """Names directly under `key` (files and folders), sorted; none if it does not exist."""
 
     @abstractmethod
@@ -255,7 +255,7 @@ class LocalStore(Store):
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
 
-    def list(self, key: str = "") -> list[str]:
+    def names(self, key: str = "") -> list[str]:
         folder = self.path(key)
         return sorted(entry.name for entry in os.scandir(folder)) if folder.is_dir() else []
 
@@ -310,7 +310,7 @@ class ObjectStore(Store):
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self._path(key)))
 
-    def list(self, key: str = "") -> list[str]:
+    def names(self, key: str = "") -> list[str]:
         try:
             entries = self.fs.ls(self._path(key), detail=False)
         except FileNotFoundError:
@@ -328,7 +328,9 @@ class ObjectStore(Store):
 
     def remove(self, key: str) -> None:
         path = self._path(key)
-        folders = [p for p, info in self.fs.find(path, withdirs=True, detail=True).items() if info["type"] == "directory"]
+        folders = [
+            p for p, info in self.fs.find(path, withdirs=True, detail=True).items() if info["type"] == "directory"
+        ]
         try:
             self.fs.rm(path, recursive=True)
         except FileNotFoundError:

@@ -10,7 +10,9 @@ from video_assets.backends.base import BackendError, BackendKind
 from video_assets.backends.batch import backend as batch
 from video_assets.backends.hosted import backend as hosted
 
-BACKENDS: dict[str, BackendKind] = {kind.name: kind for kind in (self_hosted.KIND, hosted.KIND, server.KIND, batch.KIND)}
+BACKENDS: dict[str, BackendKind] = {
+    kind.name: kind for kind in (self_hosted.KIND, hosted.KIND, server.KIND, batch.KIND)
+}
 KINDS: tuple[str, ...] = tuple(BACKENDS)
 DEFAULT_KIND = self_hosted.KIND.name
 

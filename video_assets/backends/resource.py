@@ -28,7 +28,9 @@ class BackendSwitch(dg.ConfigurableResource):
     """The fields every backend shares, and the delegation to the chosen one."""
 
     # A plain str: Dagster drops configure_at_launch values of Literal fields.
-    kind: str = Field(default=DEFAULT_KIND, description=" | ".join(KINDS), json_schema_extra={"env": "VIDEO_ASSETS_BACKEND"})
+    kind: str = Field(
+        default=DEFAULT_KIND, description=" | ".join(KINDS), json_schema_extra={"env": "VIDEO_ASSETS_BACKEND"}
+    )
     api_key: str | None = Field(default=None, description="ROBOFLOW_API_KEY, bound through dagster.EnvVar.")
     state_dir: str = Field(description="Durable state of this machine; the job ledgers live here on one machine.")
     ledger_postgres: str | None = Field(

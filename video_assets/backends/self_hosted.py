@@ -49,13 +49,19 @@ class WorkflowConfig(dg.Config):
         json_schema_extra={"env": "VIDEO_ASSETS_WORKFLOW"},
     )
     workspace: str | None = Field(
-        default=None, description="Roboflow workspace of a saved workflow.", json_schema_extra={"env": "ROBOFLOW_WORKSPACE"}
+        default=None,
+        description="Roboflow workspace of a saved workflow.",
+        json_schema_extra={"env": "ROBOFLOW_WORKSPACE"},
     )
     workflow_id: str | None = Field(
-        default=None, description="Saved workflow id (needs an API key and network).", json_schema_extra={"env": "ROBOFLOW_WORKFLOW"}
+        default=None,
+        description="Saved workflow id (needs an API key and network).",
+        json_schema_extra={"env": "ROBOFLOW_WORKFLOW"},
     )
     workflow_version_id: str | None = Field(
-        default=None, description="Pin a saved workflow version.", json_schema_extra={"env": "ROBOFLOW_WORKFLOW_VERSION"}
+        default=None,
+        description="Pin a saved workflow version.",
+        json_schema_extra={"env": "ROBOFLOW_WORKFLOW_VERSION"},
     )
 
 
@@ -303,5 +309,7 @@ KIND = BackendKind(
     config=WorkflowConfig,
     build=lambda config, context: SelfHostedBackend.from_config(config, context.api_key),
     runs_workflow_files=True,
-    warm_up=lambda config: import_inference_pipeline(offline=not SelfHostedBackend.from_config(config).uses_saved_workflow),
+    warm_up=lambda config: import_inference_pipeline(
+        offline=not SelfHostedBackend.from_config(config).uses_saved_workflow
+    ),
 )

@@ -25,13 +25,13 @@ import requests
 from pydantic import Field
 
 from video_assets.backends.base import (
+    STARTUP_ALLOWANCE_S,
     BackendError,
     BackendIdentity,
     BackendKind,
     BuildContext,
     Detection,
     FramePrediction,
-    STARTUP_ALLOWANCE_S,
     PredictionSink,
     VideoBackend,
 )
@@ -55,7 +55,9 @@ class ServerConfig(WorkflowConfig):
         description="Inference server with the stream API enabled (ENABLE_STREAM_API=True).",
         json_schema_extra={"env": "VIDEO_ASSETS_INFERENCE_SERVER_URL"},
     )
-    server_results_buffer_size: int = Field(default=1024, ge=1, description="Results the server may hold for us (each holds a frame).")
+    server_results_buffer_size: int = Field(
+        default=1024, ge=1, description="Results the server may hold for us (each holds a frame)."
+    )
     server_timeout_seconds: float = Field(default=3600.0, gt=0, description="Give up on one video after this long.")
 
 
@@ -148,13 +150,20 @@ class ServerBackend(VideoBackend):
         A decoding buffer of one frame keeps the decoder from reaching the end of the file while
         frames still wait for inference: the server ends a pipeline once its file is decoded.
         """
-        processing = {"type": "WorkflowConfiguration", "image_input_name": "image", "workflows_parameters": self.workflow.workflow_parameters or None}
+        processing = {
+            "type": "WorkflowConfiguration",
+            "image_input_name": "image",
+            "workflows_parameters": self.workflow.workflow_parameters or None,
+        }
         if self.workflow.uses_saved_workflow:
-            processing.update(workspace_name=self.workflow.workspace, workflow_id=self.workflow.workflow_id,
-                              workflow_version_id=self.workflow.workflow_version_id)
+            processing.update(
+                workspace_name=self.workflow.workspace,
+                workflow_id=self.workflow.workflow_id,
+                workflow_version_id=self.workflow.workflow_version_id,
+            )
         else:
             processing["workflow_specification"] = self.server_spec()
-        payload = {
+        payload: dict[str, Any] = {
             "api_key": self.workflow.api_key,
             "video_configuration": {
                 "type": "VideoConfiguration",
@@ -200,7 +209,7 @@ class ServerBackend(VideoBackend):
                 finished = self._finished(client, pipeline_id)
                 time.sleep(0 if finished else _IDLE_PAUSE_S)
                 continue
-            for output, frame in zip(outputs, metadata):
+            for output, frame in zip(outputs, metadata, strict=False):  # the server sends them pairwise
                 frame_idx = int(frame["frame_id"]) - 1 if frame else -1
                 if output is None or (frames and frame_idx <= frames[-1].frame_idx) or frame_idx < 0:
                     continue
@@ -233,7 +242,9 @@ def _frame(output: dict[str, Any], frame_idx: int, fps: float, detections_output
     if not (isinstance(detections, dict) and "predictions" in detections):
         detections = next((v for v in output.values() if isinstance(v, dict) and "predictions" in v), {})
     boxes = tuple(Detection.from_roboflow(p) for p in detections.get("predictions") or [])
-    return FramePrediction(frame_idx=frame_idx, time_offset_s=frame_idx / fps, detections=boxes, outputs=scalar_outputs(output))
+    return FramePrediction(
+        frame_idx=frame_idx, time_offset_s=frame_idx / fps, detections=boxes, outputs=scalar_outputs(output)
+    )
 
 
 def _status(exc: Exception) -> int | None:

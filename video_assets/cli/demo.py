@@ -33,7 +33,9 @@ def face_source_environment(settings: Settings) -> dict[str, str]:
     folders = ",".join(f"{folder.source}={folder.path}" for folder in settings.extra_drop_folders)
     workflows = str(settings.backend.values.get("source_workflows", "")).strip(" ,")
     return {
-        "VIDEO_ASSETS_DROP_FOLDERS": ",".join(filter(None, [folders, f"{FACES_SOURCE}={settings.home / FACES_SOURCE}"])),
+        "VIDEO_ASSETS_DROP_FOLDERS": ",".join(
+            filter(None, [folders, f"{FACES_SOURCE}={settings.home / FACES_SOURCE}"])
+        ),
         "VIDEO_ASSETS_SOURCE_WORKFLOWS": ",".join(filter(None, [workflows, f"{FACES_SOURCE}={FACE_WORKFLOW_FILE}"])),
     }
 

@@ -23,10 +23,20 @@ def add_commands(commands: Any) -> None:
     )
     imports.add_argument("weights", type=Path, metavar="WEIGHTS.onnx")
     imports.add_argument("--name", help="package name (default: the file's name without .onnx)")
-    imports.add_argument("--classes", type=_class_list, help="class names in order, comma separated (default: the export's `names` metadata)")
-    imports.add_argument("--imgsz", type=_imgsz, help="network input size, 640 or HEIGHT,WIDTH (default: the export's `imgsz` or input shape)")
+    imports.add_argument(
+        "--classes",
+        type=_class_list,
+        help="class names in order, comma separated (default: the export's `names` metadata)",
+    )
+    imports.add_argument(
+        "--imgsz",
+        type=_imgsz,
+        help="network input size, 640 or HEIGHT,WIDTH (default: the export's `imgsz` or input shape)",
+    )
     imports.add_argument("--task", help="detect (default: the export's `task` metadata)")
-    imports.add_argument("--replace", action="store_true", help="put new weights under an existing name (old results become stale)")
+    imports.add_argument(
+        "--replace", action="store_true", help="put new weights under an existing name (old results become stale)"
+    )
     model_commands.add_parser("list", help="the installed model packages, checked")
 
 
@@ -84,7 +94,7 @@ def list_models(settings: Settings) -> int:
             f"{package.size_bytes() / 1e6:.1f}", f"ok, content {package.content_hash()[:12]}",
         ))  # fmt: skip
     print(format_table(("name", "model", "input", "classes", "names", "MB", "status"), rows))
-    print(f"(in {settings.models_dir}; a workflow step loads one with \"model_id\": \"<its absolute path>\")")
+    print(f'(in {settings.models_dir}; a workflow step loads one with "model_id": "<its absolute path>")')
     return 0
 
 

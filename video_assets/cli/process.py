@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import dagster as dg
 
 from video_assets.cli.console import console_with_quiet_children
 from video_assets.cli.tables import format_table
 from video_assets.definitions import build_definitions
-from video_assets.ingest.assets import videos_partitions
+from video_assets.ingest.assets import VIDEO_PARTITIONS
 from video_assets.ingest.files import DroppedFile
 from video_assets.ingest.keys import hash_of_key
 from video_assets.ingest.library import VideoLibrary
@@ -104,7 +104,7 @@ class _Progress:
             self.services.check()
             now = time.monotonic()
             current = {f.file_id: f for f in self.library.scan()}
-            keys = set(self.instance.get_dynamic_partitions(videos_partitions.name))
+            keys = set(self.instance.get_dynamic_partitions(VIDEO_PARTITIONS))
             key_by_hash = {hash_of_key(k): k for k in sorted(keys)}
             waiting = [r for r in reports if r.status == "waiting"]
             for report in waiting:
@@ -118,12 +118,19 @@ class _Progress:
                     report.detail = report.detail or "not settled before --settle-timeout"
                 return
             if len(waiting) != announced:
-                self.echo(f"waiting for the sensor to take {len(waiting)} file(s) (a file still being written is waited for)")
+                self.echo(
+                    f"waiting for the sensor to take {len(waiting)} file(s) (a file still being written is waited for)"
+                )
                 announced = len(waiting)
             time.sleep(POLL_S)
 
     def _look(
-        self, report: FileReport, seen: DroppedFile | None, keys: set[str], key_by_hash: dict[str | None, str], now: float
+        self,
+        report: FileReport,
+        seen: DroppedFile | None,
+        keys: set[str],
+        key_by_hash: dict[str | None, str],
+        now: float,
     ) -> None:
         if seen is None:
             report.status, report.detail = "not run", "removed from the drop folder before it was taken"
@@ -197,22 +204,23 @@ def _latest_prediction_metadata(instance: dg.DagsterInstance, video_key: str) ->
     result = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=FRAME_PREDICTIONS, asset_partitions=[video_key]), limit=1
     )
-    if not result.records:
+    materialization = result.records[0].asset_materialization if result.records else None
+    if materialization is None:
         return {}
-    metadata = result.records[0].asset_materialization.metadata
+    metadata = materialization.metadata
     return {name: getattr(value, "value", value) for name, value in metadata.items()}
 
 
 def _build_sql_models(settings: Settings, instance: dg.DagsterInstance, echo: Echo) -> None:
     defs = build_definitions(settings)
     result = dg.materialize(
-        list(defs.assets or []),
+        [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition | dg.AssetSpec | dg.SourceAsset)],
         selection=dg.AssetSelection.groups(SQL_GROUP),
         instance=instance,
         resources=defs.resources,
         raise_on_error=False,
     )
-    built = sorted(e.asset_key.to_user_string() for e in result.get_asset_materialization_events())
+    built = sorted(e.asset_key.to_user_string() for e in result.get_asset_materialization_events() if e.asset_key)
     failed = "" if result.success else " (some failed; see the run in the UI)"
     echo(f"SQL models built into {settings.warehouse_path}: {', '.join(built) or 'none'}{failed}")
 

@@ -7,7 +7,8 @@ from video_assets.ingest.library import VideoLibrary
 from video_assets.ingest.probe import VideoProbe
 
 VIDEO_GROUP = "videos"
-videos_partitions = dg.DynamicPartitionsDefinition(name="videos")
+VIDEO_PARTITIONS = "videos"
+videos_partitions = dg.DynamicPartitionsDefinition(name=VIDEO_PARTITIONS)
 # Everything computed per video; the drop-folder sensor and backfills target this selection.
 VIDEO_ASSETS = dg.AssetSelection.groups(VIDEO_GROUP)
 

@@ -212,10 +212,14 @@ def _check_shapes(weights: Path, session: Any, classes: tuple[str, ...], size: t
     inputs, outputs = session.get_inputs(), session.get_outputs()
     shape = inputs[0].shape
     if len(inputs) != 1 or len(shape) != 4 or shape[1] not in (3, "3"):
-        raise ModelImportError(f"{weights}: expected one image input (batch, 3, height, width), found {[i.shape for i in inputs]}.")
+        raise ModelImportError(
+            f"{weights}: expected one image input (batch, 3, height, width), found {[i.shape for i in inputs]}."
+        )
     static = _static_input_size(session)
     if static is not None and static != size:
-        raise ModelImportError(f"{weights}: its input is {static[0]}x{static[1]} (height x width), not the {size[0]}x{size[1]} given.")
+        raise ModelImportError(
+            f"{weights}: its input is {static[0]}x{static[1]} (height x width), not the {size[0]}x{size[1]} given."
+        )
     channels = outputs[0].shape[1] if len(outputs) == 1 and len(outputs[0].shape) == 3 else None
     if channels is None or (isinstance(channels, int) and channels != 4 + len(classes)):
         raise ModelImportError(
@@ -223,4 +227,3 @@ def _check_shapes(weights: Path, session: Any, classes: tuple[str, ...], size: t
             f"{[o.shape for o in outputs]}. Export the plain detection head (Ultralytics: format=onnx, nms=False; "
             "end-to-end heads such as YOLOv10/YOLO26 are not supported), or pass the right --classes."
         )
-

@@ -165,9 +165,13 @@ def _read_json(file: Path, package: Path) -> dict[str, Any]:
             f"Model package {package} has no {file.name}. Import the weights ({IMPORT_FIX})."
         ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelPackageError(f"Model package {package}: {file.name} cannot be read ({exc}); re-import the weights ({IMPORT_FIX}).") from None
+        raise ModelPackageError(
+            f"Model package {package}: {file.name} cannot be read ({exc}); re-import the weights ({IMPORT_FIX})."
+        ) from None
     if not isinstance(data, dict):
-        raise ModelPackageError(f"Model package {package}: {file.name} is not a JSON object; re-import the weights ({IMPORT_FIX}).")
+        raise ModelPackageError(
+            f"Model package {package}: {file.name} is not a JSON object; re-import the weights ({IMPORT_FIX})."
+        )
     return data
 
 

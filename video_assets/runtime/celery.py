@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
 from video_assets.settings import Settings, url_with_password
 
 QUEUE = "dagster"  # dagster-celery's default queue; a run's `dagster-celery/queue` tag picks another

@@ -13,7 +13,9 @@ import yaml
 from video_assets.runtime.celery import launcher_config, prepare_folders
 from video_assets.settings import Settings
 
-MANAGED = "# Managed by video-assets: rewritten from its settings at every start. Delete this line to keep your own edits."
+MANAGED = (
+    "# Managed by video-assets: rewritten from its settings at every start. Delete this line to keep your own edits."
+)
 RUN_MONITOR_POLL_S = 2  # how often the daemon checks that each run's worker is alive
 START_TIMEOUT_S = 180  # a run not started by a worker by then is failed (no worker is listening?)
 CANCEL_TIMEOUT_S = 60  # a run still CANCELING by then is marked CANCELED
@@ -33,7 +35,11 @@ def instance_config(settings: Settings) -> dict[str, Any]:
             "class": "QueuedRunCoordinator",
             "config": {"dequeue_interval_seconds": 1},
         },
-        "run_launcher": {"module": "video_assets.runtime.launcher", "class": "RunLauncher", "config": launcher_config(settings)},
+        "run_launcher": {
+            "module": "video_assets.runtime.launcher",
+            "class": "RunLauncher",
+            "config": launcher_config(settings),
+        },
         "run_monitoring": {
             "enabled": True,
             "poll_interval_seconds": RUN_MONITOR_POLL_S,
@@ -78,13 +84,23 @@ def _cluster_storage(settings: Settings) -> dict[str, Any]:
         logs["endpoint_url"] = store.endpoint
     return {
         "storage": {"postgres": {"postgres_db": database}},
-        "compute_logs": {"module": "dagster_aws.s3.compute_log_manager", "class": "S3ComputeLogManager", "config": logs},
+        "compute_logs": {
+            "module": "dagster_aws.s3.compute_log_manager",
+            "class": "S3ComputeLogManager",
+            "config": logs,
+        },
     }
 
 
 def prepare_environment(settings: Settings) -> None:
     """Create the folders, write dagster.yaml, and point this process (and what it starts) at them."""
-    for folder in (settings.inbox, settings.predictions_dir, settings.dagster_home, settings.state_dir, settings.logs_dir):
+    for folder in (
+        settings.inbox,
+        settings.predictions_dir,
+        settings.dagster_home,
+        settings.state_dir,
+        settings.logs_dir,
+    ):
         folder.mkdir(parents=True, exist_ok=True)
     prepare_folders(settings)
     write_instance_yaml(settings)

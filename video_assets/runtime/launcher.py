@@ -29,7 +29,9 @@ class RunLauncher(CeleryRunLauncher):
 
     @classmethod
     def config_type(cls) -> Any:
-        return {**super().config_type(), "password_env": Field(Noneable(str), is_required=False)}
+        base = super().config_type()
+        assert isinstance(base, dict)
+        return {**base, "password_env": Field(Noneable(str), is_required=False)}
 
     def launch_run(self, context: Any) -> None:
         try:

@@ -22,10 +22,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 import dagster as dg
 import yaml
@@ -54,7 +55,7 @@ class Service:
 
     def start(self, env: dict[str, str]) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115  (open while the service runs; closed by close())
         # A process group of its own: a terminal's Ctrl-C reaches us only, and we stop the group whole.
         self.process = subprocess.Popen(
             self.command, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -97,7 +98,9 @@ class Services:
         for service in self.services:
             code = service.exit_code()
             if code is not None:
-                raise ServiceError(f"The {service.name} stopped (exit code {code}); see {service.log_path}:\n{_tail(service.log_path)}")
+                raise ServiceError(
+                    f"The {service.name} stopped (exit code {code}); see {service.log_path}:\n{_tail(service.log_path)}"
+                )
 
     def stop(self) -> None:
         """Stop every service within STOP_GRACE_S; fail the runs the run workers had in progress."""
@@ -154,7 +157,10 @@ def local_services(settings: Settings, webserver_args: list[str] | None = None) 
                 running.services.append(service)
             workspace = shared_workspace(settings, port)
             _wait_for_port(port, running)
-            for service in (daemon(workspace, settings), *([webserver(workspace, settings, webserver_args)] if webserver_args is not None else [])):
+            for service in (
+                daemon(workspace, settings),
+                *([webserver(workspace, settings, webserver_args)] if webserver_args is not None else []),
+            ):
                 service.start(env)
                 running.services.append(service)
             yield running
@@ -180,12 +186,16 @@ def shared_workspace(settings: Settings, port: int) -> Path:
 
 
 def daemon(workspace: Path, settings: Settings) -> Service:
-    return Service("Dagster daemon", [_bin("dagster-daemon"), "run", "-w", str(workspace)], settings.logs_dir / "daemon.log")
+    return Service(
+        "Dagster daemon", [_bin("dagster-daemon"), "run", "-w", str(workspace)], settings.logs_dir / "daemon.log"
+    )
 
 
 def run_workers(settings: Settings, queues: tuple[str, ...] = (QUEUE,), concurrency: int | None = None) -> Service:
     """One Celery worker with `concurrency` processes (one per core by default), each taking one run at a time."""
-    return Service("run workers", worker_command(settings, queues, concurrency), settings.logs_dir / "workers.log", graceful=False)
+    return Service(
+        "run workers", worker_command(settings, queues, concurrency), settings.logs_dir / "workers.log", graceful=False
+    )
 
 
 def worker_command(settings: Settings, queues: tuple[str, ...], concurrency: int | None) -> list[str]:
@@ -227,7 +237,9 @@ def _wait_for_port(port: int, services: Services, timeout_s: float = 120.0) -> N
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.2)
-    raise ServiceError(f"The code server did not listen on port {port} within {timeout_s:.0f} s; see {services.settings.logs_dir / 'code-server.log'}")
+    raise ServiceError(
+        f"The code server did not listen on port {port} within {timeout_s:.0f} s; see {services.settings.logs_dir / 'code-server.log'}"
+    )
 
 
 def _bin(name: str) -> str:

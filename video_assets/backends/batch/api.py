@@ -39,14 +39,20 @@ class BatchApi:
 
     def upload_url(self, batch_id: str, file_name: str) -> SignedUpload:
         params = {"fileName": file_name, "displayName": batch_id}
-        return parse_signed_upload(self._json("request an upload URL", "POST", staging_path(self.workspace, batch_id, "upload", "video"), params))
+        return parse_signed_upload(
+            self._json(
+                "request an upload URL", "POST", staging_path(self.workspace, batch_id, "upload", "video"), params
+            )
+        )
 
     def put(self, what: str, upload: SignedUpload, path: Path) -> None:
         self.http.put_file(what, upload.url, path, headers=upload.headers)
 
     def files(self, batch_id: str) -> list[StagedFile]:
         """Every file of a batch, across its parts when it is a multipart batch (as `export-batch` reads it)."""
-        batch_type = parse_batch_type(self._json(f"read batch {batch_id}", "GET", staging_path(self.workspace, batch_id)))
+        batch_type = parse_batch_type(
+            self._json(f"read batch {batch_id}", "GET", staging_path(self.workspace, batch_id))
+        )
         if batch_type != MULTIPART:
             return self._pages(batch_id, None)
         body = self._json(f"list the parts of batch {batch_id}", "GET", staging_path(self.workspace, batch_id, "parts"))
@@ -71,8 +77,12 @@ class BatchApi:
 
     def create_job(self, job_id: str, definition: dict[str, Any], name: str) -> None:
         self.http.send(
-            f"create job {job_id}", "POST", self._url(job_path(self.workspace, job_id)),
-            idempotent=False, params=self._params({"name": name}), json=definition,
+            f"create job {job_id}",
+            "POST",
+            self._url(job_path(self.workspace, job_id)),
+            idempotent=False,
+            params=self._params({"name": name}),
+            json=definition,
         )
 
     def job(self, job_id: str) -> JobStatus | None:
@@ -85,7 +95,9 @@ class BatchApi:
             raise
 
     def stages(self, job_id: str) -> list[Stage]:
-        return parse_stages(self._json(f"list the stages of job {job_id}", "GET", job_path(self.workspace, job_id, "stages")))
+        return parse_stages(
+            self._json(f"list the stages of job {job_id}", "GET", job_path(self.workspace, job_id, "stages"))
+        )
 
     # Plumbing ------------------------------------------------------------------------------------
 

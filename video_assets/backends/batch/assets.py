@@ -38,8 +38,11 @@ def batch_job(context: dg.AssetExecutionContext, raw_video: VideoProbe, backend:
                 dg.AssetObservation(
                     asset_key=context.asset_key,
                     partition=context.partition_key,
-                    metadata={"spend_estimate_frames": frames, "spend_estimate_credits": batch.credits(frames),
-                              "staging_batch": joined.group_id or ""},
+                    metadata={
+                        "spend_estimate_frames": frames,
+                        "spend_estimate_credits": batch.credits(frames),
+                        "staging_batch": joined.group_id or "",
+                    },
                 )
             )
         group = batch.wait(raw_video, context.log)

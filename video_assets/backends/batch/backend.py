@@ -55,8 +55,8 @@ from video_assets.backends.batch.ledger import NAME as LEDGER_NAME
 from video_assets.backends.batch.ledger import SCHEMA as LEDGER_SCHEMA
 from video_assets.backends.hosted.backend import FORCE_HINT, HostedConfig, without_query
 from video_assets.backends.hosted.contract import sampled_frames
-from video_assets.backends.self_hosted import DEFAULT_DETECTIONS_OUTPUT
 from video_assets.backends.ledger_db import BudgetExceeded, LedgerDatabase, this_process
+from video_assets.backends.self_hosted import DEFAULT_DETECTIONS_OUTPUT
 from video_assets.ingest.keys import readable_name
 from video_assets.ingest.probe import VideoProbe
 from video_assets.roboflow.http import RetryPolicy, RoboflowHttp, RoboflowRequestError
@@ -189,7 +189,9 @@ class BatchBackend(VideoBackend):
 
     def max_runtime_s(self, video: VideoProbe) -> float:
         """The window, waiting for the job (VIDEO_ASSETS_HOSTED_TIMEOUT), then downloading its results."""
-        return STARTUP_ALLOWANCE_S + self.options.window_s + self.options.timeout_s + 2 * self.options.retry.read_timeout_s
+        return (
+            STARTUP_ALLOWANCE_S + self.options.window_s + self.options.timeout_s + 2 * self.options.retry.read_timeout_s
+        )
 
     def member(self, video: VideoProbe) -> Member | None:
         return self.ledger.member(self.spec, video.sha256)
@@ -200,13 +202,22 @@ class BatchBackend(VideoBackend):
         """The video's place in a group: kept once it has one, so a retry or re-run never submits it again."""
         known = self.member(video)
         if known and self._forced(known):
-            log.warning(f"force_resubmit: {video.path} leaves job {self.ledger.group(known.group_id or '').job_id}; it is submitted again")
+            log.warning(
+                f"force_resubmit: {video.path} leaves job {self.ledger.group(known.group_id or '').job_id}; it is submitted again"
+            )
             self.ledger.set_aside(self.spec, video.sha256, self.owner)
         frames = self.frames_expected(video)
         request = JoinRequest(
-            spec=self.spec, sha256=video.sha256, video_id=video.video_id, path=video.path,
-            file_name=staged_name(video), frames=frames, settings=self.options.job.to_json(),
-            window_s=self.options.window_s, capacity=self.options.capacity, budget_frames=self.options.budget_frames,
+            spec=self.spec,
+            sha256=video.sha256,
+            video_id=video.video_id,
+            path=video.path,
+            file_name=staged_name(video),
+            frames=frames,
+            settings=self.options.job.to_json(),
+            window_s=self.options.window_s,
+            capacity=self.options.capacity,
+            budget_frames=self.options.budget_frames,
         )
         try:
             member = self.ledger.join(request, self.clock())
@@ -264,7 +275,10 @@ class BatchBackend(VideoBackend):
                 )
             if (group.state, group.stage) != reported:
                 reported = (group.state, group.stage)
-                log.info(f"{video.path}: job {group.job_id} is {group.state}" + (f", stage {group.stage}" if group.stage else ""))
+                log.info(
+                    f"{video.path}: job {group.job_id} is {group.state}"
+                    + (f", stage {group.stage}" if group.stage else "")
+                )
             if time.monotonic() > deadline:
                 raise BackendError(
                     f"Batch job {group.job_id} for {video.path} is still {group.state} after "
@@ -334,9 +348,13 @@ class BatchBackend(VideoBackend):
                 return
             self._create(api, submitting, log)
         except LeaseLost:
-            log.warning(f"staging batch {group.group_id}: another run drives it now (this one was silent for longer than the lease)")
+            log.warning(
+                f"staging batch {group.group_id}: another run drives it now (this one was silent for longer than the lease)"
+            )
         except (RoboflowRequestError, ContractError) as exc:
-            self.ledger.renew(group.group_id, self.owner, self.clock(), -self.options.lease_s)  # let another member go on
+            self.ledger.renew(
+                group.group_id, self.owner, self.clock(), -self.options.lease_s
+            )  # let another member go on
             raise BackendError(
                 f"Preparing batch job {group.job_id} (staging batch {group.group_id}) failed: {http.redact(exc)}. "
                 "What was uploaded stays recorded; re-run to go on (a job is never started twice)."
@@ -366,7 +384,9 @@ class BatchBackend(VideoBackend):
             self.ledger.drop(group.group_id, member.sha256, f"Roboflow refused the file: {api.http.redact(exc)}")
             return
         self.ledger.mark_staged(group.group_id, member.sha256)
-        log.info(f"{path}: uploaded to staging batch {group.group_id} as {member.file_name} in {time.monotonic() - started:.1f} s ({without_query(upload.url)})")
+        log.info(
+            f"{path}: uploaded to staging batch {group.group_id} as {member.file_name} in {time.monotonic() - started:.1f} s ({without_query(upload.url)})"
+        )
 
     def _check_listed(self, api: BatchApi, group: Group, log: logging.Logger) -> None:
         """The batch must list every staged video before a job is started on it; one missing is uploaded again."""
@@ -445,11 +465,15 @@ class BatchBackend(VideoBackend):
             return
         if status.state == "failed":
             failures = [f"stage {s.name}: {s.message}" for s in stages if s.failed and s.message]
-            self.ledger.record_status(group.group_id, "failed", status.stage, "; ".join([status.message, *failures]), None)
+            self.ledger.record_status(
+                group.group_id, "failed", status.stage, "; ".join([status.message, *failures]), None
+            )
             return
         output = results_batch(stages, status)
         if output is None:
-            self.ledger.record_status(group.group_id, "failed", status.stage, "the job finished without an output batch", None)
+            self.ledger.record_status(
+                group.group_id, "failed", status.stage, "the job finished without an output batch", None
+            )
             return
         self.ledger.record_status(group.group_id, "succeeded", status.stage, status.message, output)
         log.info(f"batch job {group.job_id} finished; results in batch {output}")
@@ -486,7 +510,9 @@ def build_batch(config: BatchConfig, context: BuildContext) -> BatchBackend:
         )
     machine = config.batch_machine_type.strip().lower()
     if machine not in MACHINE_TYPES:
-        raise BackendError(f"VIDEO_ASSETS_BATCH_MACHINE_TYPE={config.batch_machine_type!r} must be one of {', '.join(MACHINE_TYPES)}")
+        raise BackendError(
+            f"VIDEO_ASSETS_BATCH_MACHINE_TYPE={config.batch_machine_type!r} must be one of {', '.join(MACHINE_TYPES)}"
+        )
     options = BatchOptions(
         api_url=config.api_url,
         job=JobSettings(
@@ -506,7 +532,11 @@ def build_batch(config: BatchConfig, context: BuildContext) -> BatchBackend:
         budget_frames=config.budget_frames,
         force_resubmit=config.force_resubmit,
         lease_s=config.batch_lease_seconds,
-        retry=RetryPolicy(attempts=config.request_attempts, backoff_s=config.backoff_seconds, read_timeout_s=config.request_timeout_seconds),
+        retry=RetryPolicy(
+            attempts=config.request_attempts,
+            backoff_s=config.backoff_seconds,
+            read_timeout_s=config.request_timeout_seconds,
+        ),
     )
     return BatchBackend(context.api_key, options, owner=context.run_id)
 
@@ -524,4 +554,3 @@ KIND = BackendKind(
     build=build_batch,
     steps=_batch_steps,
 )
-

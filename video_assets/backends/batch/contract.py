@@ -51,7 +51,9 @@ class ContractError(ValueError):
 
 def checked_id(kind: str, value: str, longest: int) -> str:
     if not _ID.match(value) or len(value) > longest:
-        raise ValueError(f"{kind} {value!r} must be lowercase letters, digits, '-' or '_', at most {longest} characters")
+        raise ValueError(
+            f"{kind} {value!r} must be lowercase letters, digits, '-' or '_', at most {longest} characters"
+        )
     return value
 
 

@@ -65,7 +65,9 @@ class ExportCache:
         except RoboflowRequestError as exc:
             if exc.status not in _REFUSED_URL:
                 raise
-            log.warning(f"the download URL of {listed.file_name} was refused ({exc}); listing batch {batch_id} again for a fresh one")
+            log.warning(
+                f"the download URL of {listed.file_name} was refused ({exc}); listing batch {batch_id} again for a fresh one"
+            )
             fresh = next((f for f in api.files(batch_id) if f.file_name == listed.file_name), None)
             if fresh is None:
                 raise ContractError(f"{listed.file_name} is no longer in batch {batch_id}") from None

@@ -159,7 +159,9 @@ class BatchLedger(ABC):
         """True for one caller per interval: that one polls the job, the others read what it records."""
 
     @abstractmethod
-    def record_status(self, group_id: str, state: str, stage: str | None, message: str, results_batch: str | None) -> None:
+    def record_status(
+        self, group_id: str, state: str, stage: str | None, message: str, results_batch: str | None
+    ) -> None:
         """running -> submitted, succeeded -> done, failed -> failed (a restarted job may come back)."""
 
     @abstractmethod
@@ -187,7 +189,9 @@ class SqlBatchLedger(BatchLedger):
 
     def join(self, request: JoinRequest, now: float) -> Member:
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT * FROM videos WHERE spec=? AND sha256=?", (request.spec, request.sha256)).fetchone()
+            row = conn.execute(
+                "SELECT * FROM videos WHERE spec=? AND sha256=?", (request.spec, request.sha256)
+            ).fetchone()
             if row and row["state"] not in REJOINABLE:
                 return _member(row)
             if request.budget_frames is not None:
@@ -201,10 +205,23 @@ class SqlBatchLedger(BatchLedger):
                 " ON CONFLICT (spec, sha256) DO UPDATE SET video_id=excluded.video_id, path=excluded.path, file_name=excluded.file_name,"
                 " frames_estimate=excluded.frames_estimate, group_id=excluded.group_id, state='waiting',"
                 " joined_at=excluded.joined_at, message=NULL, updated_at=excluded.updated_at",
-                (request.spec, request.sha256, request.video_id, request.path, request.file_name, request.frames,
-                 group_id, now, _stamp()),
+                (
+                    request.spec,
+                    request.sha256,
+                    request.video_id,
+                    request.path,
+                    request.file_name,
+                    request.frames,
+                    group_id,
+                    now,
+                    _stamp(),
+                ),
             )
-            return _member(conn.execute("SELECT * FROM videos WHERE spec=? AND sha256=?", (request.spec, request.sha256)).fetchone())
+            return _member(
+                conn.execute(
+                    "SELECT * FROM videos WHERE spec=? AND sha256=?", (request.spec, request.sha256)
+                ).fetchone()
+            )
 
     def _open_group(self, conn: Connection, request: JoinRequest, now: float) -> str:
         found = conn.execute(
@@ -218,7 +235,16 @@ class SqlBatchLedger(BatchLedger):
         conn.execute(
             "INSERT INTO groups (group_id, job_id, spec, settings, state, capacity, opened_at, closes_at, updated_at)"
             " VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?)",
-            (group_id, new_job_id(), request.spec, request.settings, request.capacity, now, now + request.window_s, _stamp()),
+            (
+                group_id,
+                new_job_id(),
+                request.spec,
+                request.settings,
+                request.capacity,
+                now,
+                now + request.window_s,
+                _stamp(),
+            ),
         )
         return group_id
 
@@ -228,7 +254,9 @@ class SqlBatchLedger(BatchLedger):
 
     def members(self, group_id: str) -> list[Member]:
         with self.db.read() as conn:
-            rows = conn.execute("SELECT * FROM videos WHERE group_id=? ORDER BY joined_at, sha256", (group_id,)).fetchall()
+            rows = conn.execute(
+                "SELECT * FROM videos WHERE group_id=? ORDER BY joined_at, sha256", (group_id,)
+            ).fetchall()
         return [_member(r) for r in rows]
 
     def lead(self, group_id: str, owner: str, now: float, lease_s: float) -> Group | None:
@@ -251,10 +279,13 @@ class SqlBatchLedger(BatchLedger):
 
     def renew(self, group_id: str, owner: str, now: float, lease_s: float) -> bool:
         with self.db.transaction() as conn:
-            return conn.execute(
-                "UPDATE groups SET lease_expires=?, updated_at=? WHERE group_id=? AND lease_owner=?",
-                (now + lease_s, _stamp(), group_id, owner),
-            ).rowcount == 1
+            return (
+                conn.execute(
+                    "UPDATE groups SET lease_expires=?, updated_at=? WHERE group_id=? AND lease_owner=?",
+                    (now + lease_s, _stamp(), group_id, owner),
+                ).rowcount
+                == 1
+            )
 
     def mark_staged(self, group_id: str, sha256: str) -> None:
         self._update_member(group_id, sha256, "state='staged', message=NULL")
@@ -268,10 +299,14 @@ class SqlBatchLedger(BatchLedger):
             if group.state != "closed" or group.lease_owner != owner:
                 raise LeaseLost(f"group {group_id} is {group.state}, leased by {group.lease_owner}")
             frames, staged = conn.execute(
-                "SELECT CAST(COALESCE(SUM(frames_estimate), 0) AS BIGINT), COUNT(*) FROM videos WHERE group_id=? AND state='staged'", (group_id,)
+                "SELECT CAST(COALESCE(SUM(frames_estimate), 0) AS BIGINT), COUNT(*) FROM videos WHERE group_id=? AND state='staged'",
+                (group_id,),
             ).fetchone()
             if staged == 0:
-                conn.execute("UPDATE groups SET state='empty', lease_owner=NULL, updated_at=? WHERE group_id=?", (_stamp(), group_id))
+                conn.execute(
+                    "UPDATE groups SET state='empty', lease_owner=NULL, updated_at=? WHERE group_id=?",
+                    (_stamp(), group_id),
+                )
                 return None
             now = _stamp()
             conn.execute(
@@ -302,12 +337,17 @@ class SqlBatchLedger(BatchLedger):
 
     def claim_poll(self, group_id: str, now: float, interval_s: float) -> bool:
         with self.db.transaction() as conn:
-            return conn.execute(
-                "UPDATE groups SET polled_at=? WHERE group_id=? AND (polled_at IS NULL OR polled_at<=?)",
-                (now, group_id, now - interval_s),
-            ).rowcount == 1
+            return (
+                conn.execute(
+                    "UPDATE groups SET polled_at=? WHERE group_id=? AND (polled_at IS NULL OR polled_at<=?)",
+                    (now, group_id, now - interval_s),
+                ).rowcount
+                == 1
+            )
 
-    def record_status(self, group_id: str, state: str, stage: str | None, message: str, results_batch: str | None) -> None:
+    def record_status(
+        self, group_id: str, state: str, stage: str | None, message: str, results_batch: str | None
+    ) -> None:
         group_state = {"running": "submitted", "succeeded": "done", "failed": "failed"}[state]
         with self.db.transaction() as conn:
             conn.execute(
@@ -330,7 +370,9 @@ class SqlBatchLedger(BatchLedger):
 
     def submitted_frames(self) -> int:
         with self.db.read() as conn:
-            return conn.execute("SELECT CAST(COALESCE(SUM(frames_estimate), 0) AS BIGINT) FROM submissions").fetchone()[0]
+            return conn.execute("SELECT CAST(COALESCE(SUM(frames_estimate), 0) AS BIGINT) FROM submissions").fetchone()[
+                0
+            ]
 
     # Plumbing ------------------------------------------------------------------------------------
 
@@ -343,7 +385,9 @@ class SqlBatchLedger(BatchLedger):
 
     def _update_group(self, group_id: str, assignments: str, condition: str) -> None:
         with self.db.transaction() as conn:
-            conn.execute(f"UPDATE groups SET {assignments}, updated_at=? WHERE group_id=? AND {condition}", (_stamp(), group_id))
+            conn.execute(
+                f"UPDATE groups SET {assignments}, updated_at=? WHERE group_id=? AND {condition}", (_stamp(), group_id)
+            )
 
 
 def _committed_frames(conn: Connection) -> int:

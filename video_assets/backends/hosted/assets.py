@@ -6,7 +6,8 @@ ran in the same run (a run that switches to `hosted` in run config does all step
 frame_predictions).
 """
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import dagster as dg
 
@@ -25,7 +26,9 @@ from video_assets.runs import limit_runtime
     kinds={"roboflow"},
     description="The video uploaded to the hosted API's signed URL (streamed from disk; skipped if already uploaded).",
 )
-def uploaded_video(context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: BackendSwitch) -> dg.MaterializeResult:
+def uploaded_video(
+    context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: BackendSwitch
+) -> dg.MaterializeResult:
     hosted = _hosted(context, backend, raw_video)
     if hosted is None:
         return _not_used(backend)
@@ -49,7 +52,9 @@ def uploaded_video(context: dg.AssetExecutionContext, raw_video: VideoProbe, bac
     deps=[uploaded_video],
     description="One hosted inference job per (video, workflow or model, fps): submitted once, polled until done.",
 )
-def inference_job(context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: BackendSwitch) -> dg.MaterializeResult:
+def inference_job(
+    context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: BackendSwitch
+) -> dg.MaterializeResult:
     hosted = _hosted(context, backend, raw_video)
     if hosted is None:
         return _not_used(backend)
@@ -62,7 +67,11 @@ def inference_job(context: dg.AssetExecutionContext, raw_video: VideoProbe, back
             dg.AssetObservation(
                 asset_key=context.asset_key,
                 partition=context.partition_key,
-                metadata={"spend_estimate_frames": estimate.frames, "spend_estimate_credits": estimate.credits, "fps": estimate.fps},
+                metadata={
+                    "spend_estimate_frames": estimate.frames,
+                    "spend_estimate_credits": estimate.credits,
+                    "fps": estimate.fps,
+                },
             )
         )
     row = _step(hosted.submit, raw_video, context)

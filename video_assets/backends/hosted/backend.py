@@ -10,20 +10,20 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlsplit
 
 from pydantic import Field
 
 from video_assets.backends.base import (
+    STARTUP_ALLOWANCE_S,
     BackendError,
     BackendIdentity,
     BackendKind,
-    STARTUP_ALLOWANCE_S,
     BuildContext,
     FramePrediction,
     PredictionSink,
@@ -64,7 +64,7 @@ class HostedOptions:
     open_ledger: Callable[[str, str], LedgerDatabase]  # (name, schema) -> the ledger's database
     budget_frames: int | None = None
     force_resubmit: bool = False
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,9 @@ class HostedConfig(WorkflowConfig):
     """The hosted video API: a saved workflow (workspace + workflow_id) or a model version."""
 
     api_url: str = Field(
-        default=DEFAULT_API_URL, description="Base URL of the hosted video API.", json_schema_extra={"env": "ROBOFLOW_API_URL"}
+        default=DEFAULT_API_URL,
+        description="Base URL of the hosted video API.",
+        json_schema_extra={"env": "ROBOFLOW_API_URL"},
     )
     model: str | None = Field(
         default=None,
@@ -116,9 +118,13 @@ class HostedConfig(WorkflowConfig):
         description="Refuse a submission that takes all submitted frames above this.",
         json_schema_extra={"env": "VIDEO_ASSETS_HOSTED_BUDGET_FRAMES"},
     )
-    force_resubmit: bool = Field(default=False, description="Submit again although the ledger has a job for this video (pays again).")
+    force_resubmit: bool = Field(
+        default=False, description="Submit again although the ledger has a job for this video (pays again)."
+    )
     request_attempts: int = Field(default=5, ge=1, description="Attempts per HTTP call (429, 5xx, connection errors).")
-    backoff_seconds: float = Field(default=2.0, ge=0, description="First retry wait, doubled per attempt (Retry-After wins).")
+    backoff_seconds: float = Field(
+        default=2.0, ge=0, description="First retry wait, doubled per attempt (Retry-After wins)."
+    )
     request_timeout_seconds: float = Field(default=60.0, gt=0, description="Read timeout of one HTTP call.")
 
 
@@ -192,7 +198,9 @@ class HostedBackend(VideoBackend):
         try:
             signed = parse_signed_upload(self._call(http, "request an upload URL", "POST", request))
             started = time.monotonic()
-            http.put_file(f"upload {video.path}", signed.upload_url, Path(video.path), self.options.target.upload_content_type())
+            http.put_file(
+                f"upload {video.path}", signed.upload_url, Path(video.path), self.options.target.upload_content_type()
+            )
         except RoboflowRequestError as exc:
             raise BackendError(
                 f"Uploading {video.path} failed: {exc}. Nothing was submitted, so nothing is billed; "
@@ -201,9 +209,11 @@ class HostedBackend(VideoBackend):
             ) from None
         except ContractError as exc:
             raise BackendError(f"Uploading {video.path} failed: {http.redact(exc)}") from None
-        log.info(f"{video.path}: uploaded {video.bytes} bytes in {time.monotonic() - started:.1f} s to {without_query(signed.upload_url)}")
+        log.info(
+            f"{video.path}: uploaded {video.bytes} bytes in {time.monotonic() - started:.1f} s to {without_query(signed.upload_url)}"
+        )
         self.ledger.record_upload(key, video.video_id, signed.video_url, signed.upload_url)
-        return self.ledger.get(key)
+        return self._recorded(key)
 
     def submit(self, video: VideoProbe, log: logging.Logger) -> JobRow:
         """Submit the job once; afterwards return the ledger's job instead of submitting again."""
@@ -234,13 +244,13 @@ class HostedBackend(VideoBackend):
                 permanent=True,
             ) from None
         http = self._http(log)
-        request = self.options.target.submit_request(self.api_key, row.video_url, estimate.fps)
+        request = self.options.target.submit_request(self.api_key, row.video_url or "", estimate.fps)
         try:
             job_id = parse_job_id(self._call(http, "submit the job", "POST", request, idempotent=False))
         except RoboflowRequestError as exc:
             if exc.ambiguous:
                 self.ledger.record_message(key, http.redact(exc))
-                raise BackendError(self._unknown_outcome_message(video, self.ledger.get(key)), permanent=True) from None
+                raise BackendError(self._unknown_outcome_message(video, self._recorded(key)), permanent=True) from None
             self.ledger.record_rejected_submission(key, http.redact(exc))
             raise BackendError(
                 f"The hosted API refused the job for {video.path}: {exc}. No job was created; fix the cause "
@@ -249,10 +259,10 @@ class HostedBackend(VideoBackend):
             ) from None
         except ContractError as exc:  # a 2xx whose job id we cannot read: a job probably exists
             self.ledger.record_message(key, http.redact(exc))
-            raise BackendError(self._unknown_outcome_message(video, self.ledger.get(key)), permanent=True) from None
+            raise BackendError(self._unknown_outcome_message(video, self._recorded(key)), permanent=True) from None
         self.ledger.record_job(key, job_id)
         log.info(f"{video.path}: submitted job {job_id} ({self.options.target.identity})")
-        return self.ledger.get(key)
+        return self._recorded(key)
 
     def wait(self, video: VideoProbe, log: logging.Logger) -> JobStatus:
         """Poll the recorded job until it is done (or failed, or the overall timeout passes)."""
@@ -274,7 +284,10 @@ class HostedBackend(VideoBackend):
                     permanent=True,
                 )
             if status.progress != last_progress:
-                log.info(f"{video.path}: job {row.job_id} running" + (f" (progress {status.progress})" if status.progress is not None else ""))
+                log.info(
+                    f"{video.path}: job {row.job_id} running"
+                    + (f" (progress {status.progress})" if status.progress is not None else "")
+                )
                 last_progress = status.progress
             if time.monotonic() + self.options.poll_s > deadline:
                 raise BackendError(
@@ -287,7 +300,7 @@ class HostedBackend(VideoBackend):
     def results(self, video: VideoProbe, log: logging.Logger) -> tuple[list[FramePrediction], int]:
         """The job's frames (sorted, failed ones left out) and how many frames the service failed."""
         status = self.wait(video, log)
-        row = self.job(video)
+        row = self._recorded(self.key(video))
         http = self._http(log)
         for attempt in (1, 2):
             try:
@@ -295,7 +308,9 @@ class HostedBackend(VideoBackend):
                 return parse_results(body, self.options.target.results_key)
             except RoboflowRequestError as exc:
                 if attempt == 1 and exc.status in _EXPIRED_URL_STATUSES:
-                    log.warning(f"{video.path}: the results URL was refused ({exc}); asking job {row.job_id} for a fresh one")
+                    log.warning(
+                        f"{video.path}: the results URL was refused ({exc}); asking job {row.job_id} for a fresh one"
+                    )
                     status = self._poll(http, video, row)
                     continue
                 raise BackendError(
@@ -304,7 +319,9 @@ class HostedBackend(VideoBackend):
                     f"longer has them (404 after a fresh URL), re-run with {FORCE_HINT} to process the video again."
                 ) from None
             except ContractError as exc:
-                raise BackendError(f"The results of hosted job {row.job_id} for {video.path} are unreadable: {http.redact(exc)}") from None
+                raise BackendError(
+                    f"The results of hosted job {row.job_id} for {video.path} are unreadable: {http.redact(exc)}"
+                ) from None
         raise AssertionError("unreachable")
 
     def predict(self, video: VideoProbe, sink: PredictionSink, log: logging.Logger) -> None:
@@ -312,20 +329,36 @@ class HostedBackend(VideoBackend):
         for frame in frames:
             sink.add_frame(frame)
         if failed:
-            log.warning(f"{video.path}: the service reported {failed} sampled frame(s) as failed (null); they have no frame row")
+            log.warning(
+                f"{video.path}: the service reported {failed} sampled frame(s) as failed (null); they have no frame row"
+            )
 
     # Helpers ----------------------------------------------------------------------------------
 
+    def _recorded(self, key: JobKey) -> JobRow:
+        """The ledger's row of a video this backend has just written a row for."""
+        row = self.ledger.get(key)
+        if row is None:
+            raise RuntimeError(f"the job ledger has no row for {key.describe()}")
+        return row
+
     def _reopened_if_forced(self, key: JobKey, log: logging.Logger) -> JobRow | None:
         row = self.ledger.get(key)
-        if not self.options.force_resubmit or row is None or row.state == "uploaded" or row.submitted_by == self.submitted_by:
+        if (
+            not self.options.force_resubmit
+            or row is None
+            or row.state == "uploaded"
+            or row.submitted_by == self.submitted_by
+        ):
             return row
-        log.warning(f"force_resubmit: job {row.job_id or '(unknown id)'} ({row.state}) is set aside; the video is submitted again")
+        log.warning(
+            f"force_resubmit: job {row.job_id or '(unknown id)'} ({row.state}) is set aside; the video is submitted again"
+        )
         self.ledger.reopen(key)
-        return self.ledger.get(key)
+        return self._recorded(key)
 
     def _poll(self, http: RoboflowHttp, video: VideoProbe, row: JobRow) -> JobStatus:
-        request = self.options.target.status_request(self.api_key, row.job_id)
+        request = self.options.target.status_request(self.api_key, row.job_id or "")
         try:
             return parse_status(self._call(http, f"check job {row.job_id}", "GET", request))
         except RoboflowRequestError as exc:
@@ -342,7 +375,9 @@ class HostedBackend(VideoBackend):
 
     def _call(self, http: RoboflowHttp, what: str, method: str, request: dict, idempotent: bool = True) -> dict:
         url = self.options.api_url.rstrip("/") + request["path"]
-        return http.json(what, method, url, idempotent=idempotent, params=request.get("params"), json=request.get("json"))
+        return http.json(
+            what, method, url, idempotent=idempotent, params=request.get("params"), json=request.get("json")
+        )
 
     def _http(self, log: logging.Logger) -> RoboflowHttp:
         return RoboflowHttp(self.api_key, self.options.retry, log, sleep=self.sleep)
@@ -368,9 +403,7 @@ def without_query(url: str) -> str:
 def _fresh(uploaded_at: str | None) -> bool:
     if not uploaded_at:
         return False
-    return datetime.now(timezone.utc) - datetime.fromisoformat(uploaded_at) < UPLOAD_REUSE
-
-
+    return datetime.now(UTC) - datetime.fromisoformat(uploaded_at) < UPLOAD_REUSE
 
 
 def hosted_target(config: HostedConfig) -> Target:
@@ -399,7 +432,9 @@ def build_hosted(config: HostedConfig, context: BuildContext) -> HostedBackend:
         budget_frames=config.budget_frames,
         force_resubmit=config.force_resubmit,
         retry=RetryPolicy(
-            attempts=config.request_attempts, backoff_s=config.backoff_seconds, read_timeout_s=config.request_timeout_seconds
+            attempts=config.request_attempts,
+            backoff_s=config.backoff_seconds,
+            read_timeout_s=config.request_timeout_seconds,
         ),
     )
     return HostedBackend(context.api_key, options, submitted_by=context.run_id)

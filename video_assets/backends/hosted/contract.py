@@ -19,6 +19,7 @@ from typing import Any, Literal
 from video_assets.backends.base import Detection, FramePrediction
 
 Form = Literal["workflow", "models"]
+JobState = Literal["running", "done", "failed"]
 _OFFSET_KEYS = ("frame_offset", "frame_offsets", "time_offset", "time_offsets")
 
 
@@ -45,7 +46,9 @@ class Target:
     def for_model(cls, model: str) -> Target:
         project, sep, version = model.strip().strip("/").rpartition("/")
         if not sep or not project or not version:
-            raise ValueError(f"ROBOFLOW_MODEL={model!r} is not of the form project/version (for example people-abc12/3)")
+            raise ValueError(
+                f"ROBOFLOW_MODEL={model!r} is not of the form project/version (for example people-abc12/3)"
+            )
         return cls("models", model_id=project, model_version=version)
 
     @property
@@ -72,10 +75,20 @@ class Target:
 
     def submit_request(self, api_key: str, video_url: str, fps: int) -> dict[str, Any]:
         if self.form == "workflow":
-            body = {"api_key": api_key, "workspace": self.workspace, "workflow": self.workflow, "video_url": video_url, "fps": fps}
+            body = {
+                "api_key": api_key,
+                "workspace": self.workspace,
+                "workflow": self.workflow,
+                "video_url": video_url,
+                "fps": fps,
+            }
             return {"path": "/videoinfer/", "params": {}, "json": body}
         model = {"model_id": self.model_id, "model_version": self.model_version, "inference_type": self.inference_type}
-        return {"path": "/videoinfer/", "params": {"api_key": api_key}, "json": {"input_url": video_url, "infer_fps": fps, "models": [model]}}
+        return {
+            "path": "/videoinfer/",
+            "params": {"api_key": api_key},
+            "json": {"input_url": video_url, "infer_fps": fps, "models": [model]},
+        }
 
     def status_request(self, api_key: str, job_id: str) -> dict[str, Any]:
         id_param = "jobId" if self.form == "workflow" else "job_id"
@@ -93,7 +106,7 @@ class SignedUpload:
 
 @dataclass(frozen=True)
 class JobStatus:
-    state: Literal["running", "done", "failed"]
+    state: JobState
     output_url: str | None = None
     message: str = ""
     progress: Any = None
@@ -123,11 +136,13 @@ def parse_status(body: dict[str, Any]) -> JobStatus:
         return JobStatus("running", progress=progress)
     if isinstance(status, (int, float)) or (isinstance(status, str) and status.strip().isdigit()):
         code = int(status)
-        state = "done" if code == 0 else "running" if code == 1 else "failed"
+        state: JobState = "done" if code == 0 else "running" if code == 1 else "failed"
     else:
         word = str(status).strip().lower()
-        state = "done" if word in {"complete", "completed", "succeeded", "success", "done"} else (
-            "failed" if word in {"failed", "failure", "error", "errored", "cancelled", "canceled"} else "running"
+        state = (
+            "done"
+            if word in {"complete", "completed", "succeeded", "success", "done"}
+            else ("failed" if word in {"failed", "failure", "error", "errored", "cancelled", "canceled"} else "running")
         )
     if state == "failed" and not message:
         message = f"status {status!r}"
@@ -145,7 +160,7 @@ def parse_results(body: dict[str, Any], results_key: str) -> tuple[list[FramePre
     if not isinstance(elements, list) or len(elements) != len(offsets):
         raise ContractError(f"the results have no per-frame list for {results_key!r} as long as frame_offset")
     frames, failed, last = [], 0, -1
-    for offset, time_s, element in sorted(zip(offsets, times, elements), key=lambda row: row[0]):
+    for offset, time_s, element in sorted(zip(offsets, times, elements, strict=False), key=lambda row: row[0]):
         if element is None:
             failed += 1
             continue

@@ -11,7 +11,7 @@ submitting a new one. Every submission is also appended to `submissions`, which 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from video_assets.backends.ledger_db import BudgetExceeded, LedgerDatabase, this_process
@@ -89,7 +89,9 @@ class JobLedger:
         now = _now()
         with self.db.transaction() as conn:
             if budget_frames is not None:
-                used = conn.execute("SELECT CAST(COALESCE(SUM(frames_estimate), 0) AS BIGINT) FROM submissions").fetchone()[0]
+                used = conn.execute(
+                    "SELECT CAST(COALESCE(SUM(frames_estimate), 0) AS BIGINT) FROM submissions"
+                ).fetchone()[0]
                 if used + frames > budget_frames:
                     raise BudgetExceeded(used, frames, budget_frames)
             changed = conn.execute(
@@ -108,7 +110,10 @@ class JobLedger:
 
     def record_job(self, key: JobKey, job_id: str) -> None:
         with self.db.transaction() as conn:
-            conn.execute("UPDATE jobs SET state='submitted', job_id=?, updated_at=? WHERE " + _WHERE, (job_id, _now(), *_key_args(key)))
+            conn.execute(
+                "UPDATE jobs SET state='submitted', job_id=?, updated_at=? WHERE " + _WHERE,
+                (job_id, _now(), *_key_args(key)),
+            )
             conn.execute(
                 "UPDATE submissions SET job_id=? WHERE job_id IS NULL AND " + _WHERE,
                 (job_id, *_key_args(key)),
@@ -117,14 +122,18 @@ class JobLedger:
     def record_rejected_submission(self, key: JobKey, message: str) -> None:
         """The server refused the job (4xx): nothing was created, so the video may be submitted again."""
         with self.db.transaction() as conn:
-            conn.execute("UPDATE jobs SET state='uploaded', message=?, updated_at=? WHERE " + _WHERE, (message, _now(), *_key_args(key)))
+            conn.execute(
+                "UPDATE jobs SET state='uploaded', message=?, updated_at=? WHERE " + _WHERE,
+                (message, _now(), *_key_args(key)),
+            )
             conn.execute("DELETE FROM submissions WHERE job_id IS NULL AND " + _WHERE, _key_args(key))
 
     def reopen(self, key: JobKey) -> None:
         """force_resubmit: set the recorded job aside (it stays in `submissions`) so the video is submitted again."""
         with self.db.transaction() as conn:
             conn.execute(
-                "UPDATE jobs SET state='uploaded', job_id=NULL, message=NULL, submitted_by=NULL, updated_at=? WHERE " + _WHERE,
+                "UPDATE jobs SET state='uploaded', job_id=NULL, message=NULL, submitted_by=NULL, updated_at=? WHERE "
+                + _WHERE,
                 (_now(), *_key_args(key)),
             )
 
@@ -135,11 +144,16 @@ class JobLedger:
     def record_outcome(self, key: JobKey, state: str, message: str = "") -> None:
         assert state in ("done", "failed")
         with self.db.transaction() as conn:
-            conn.execute("UPDATE jobs SET state=?, message=?, updated_at=? WHERE " + _WHERE, (state, message, _now(), *_key_args(key)))
+            conn.execute(
+                "UPDATE jobs SET state=?, message=?, updated_at=? WHERE " + _WHERE,
+                (state, message, _now(), *_key_args(key)),
+            )
 
     def submitted_frames(self) -> int:
         with self.db.read() as conn:
-            return conn.execute("SELECT CAST(COALESCE(SUM(frames_estimate), 0) AS BIGINT) FROM submissions").fetchone()[0]
+            return conn.execute("SELECT CAST(COALESCE(SUM(frames_estimate), 0) AS BIGINT) FROM submissions").fetchone()[
+                0
+            ]
 
     def submissions(self, key: JobKey) -> list[str | None]:
         """Job ids of every submission for this key, oldest first (None: outcome unknown)."""
@@ -147,6 +161,7 @@ class JobLedger:
             order = self.db.insertion_order
             rows = conn.execute(f"SELECT job_id FROM submissions WHERE {_WHERE} ORDER BY {order}", _key_args(key))
             return [r[0] for r in rows]
+
 
 _WHERE = "api_url=? AND sha256=? AND target=? AND fps=?"
 
@@ -162,4 +177,4 @@ def _row(row: Any) -> JobRow:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
