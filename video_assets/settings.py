@@ -70,6 +70,12 @@ class Settings:
     cameras_start: date = date(2026, 1, 1)  # first hour of the camera window partitions (UTC)
     backend: BackendSettings = BackendSettings()
     vision_events: VisionEventsSettings | None = None
+    media_port: int = 3010  # the media server `video-assets dev` runs beside the UI (previews, snapshots)
+    media_url: str | None = None  # where browsers reach it; None: http://127.0.0.1:<media_port>
+
+    @property
+    def media_base_url(self) -> str:
+        return (self.media_url or f"http://127.0.0.1:{self.media_port}").rstrip("/")
 
     @property
     def inbox(self) -> Path:
@@ -82,6 +88,11 @@ class Settings:
     @property
     def predictions_dir(self) -> Path:
         return self.home / "predictions"
+
+    @property
+    def previews_dir(self) -> Path:
+        """Contact sheets and activity charts, one folder per video or camera hour."""
+        return self.home / "previews"
 
     @property
     def warehouse_path(self) -> Path:
@@ -132,6 +143,8 @@ class Settings:
             cameras_start=_date(env, "VIDEO_ASSETS_CAMERAS_START", defaults.cameras_start),
             backend=backend_settings(env),
             vision_events=vision_events_settings(env),
+            media_port=_number(env, "VIDEO_ASSETS_MEDIA_PORT", int, defaults.media_port),
+            media_url=env.get("VIDEO_ASSETS_MEDIA_URL") or None,
         )
 
 

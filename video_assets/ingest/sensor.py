@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from video_assets.ingest.assets import VIDEO_ASSETS, videos_partitions
+from video_assets.ingest.assets import PROCESS_VIDEO, videos_partitions
 from video_assets.ingest.library import VideoLibrary
 from video_assets.ingest.tick import DropCursor, Settlement, TickPlan, plan_tick
 
@@ -16,7 +16,7 @@ def build_drop_folder_sensor(interval_s: int) -> dg.SensorDefinition:
         name=SENSOR_NAME,
         minimum_interval_seconds=interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        target=VIDEO_ASSETS,
+        target=PROCESS_VIDEO,
         description="Registers each video dropped into a drop folder as a partition and runs it, "
         "once its size and mtime stop changing.",
     )

@@ -15,7 +15,7 @@ from datetime import datetime
 import dagster as dg
 
 from video_assets.backends.resource import BackendSwitch
-from video_assets.ingest.assets import VIDEO_ASSETS, videos_partitions
+from video_assets.ingest.assets import PROCESS_VIDEO, videos_partitions
 from video_assets.predictions.assets import FRAME_PREDICTIONS
 from video_assets.runs import UNFINISHED, failure_of, runs_by_partition
 
@@ -37,7 +37,7 @@ def build_backfill_schedule(cron: str, batch_size: int) -> dg.ScheduleDefinition
         name=SCHEDULE_NAME,
         cron_schedule=cron,
         execution_timezone="UTC",
-        target=VIDEO_ASSETS,
+        target=PROCESS_VIDEO,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"Re-runs up to {batch_size} missing, failed or stale videos per tick "
         "(run concurrency is capped by the instance's run queue).",

@@ -11,6 +11,11 @@ from video_assets.sql.models import SOURCES, SqlModel, load_models, render_sql
 from video_assets.sql.warehouse import Warehouse
 
 SQL_GROUP = "sql"
+BUILD_SQL_MODELS = dg.define_asset_job(
+    "build_sql_models",
+    selection=dg.AssetSelection.groups(SQL_GROUP),
+    description="Every SQL model of dbt_like_sql/, rebuilt from the Parquet tables, and its data tests.",
+)
 DUCKDB_POOL = "duckdb"
 PREVIEW_ROWS = 10
 

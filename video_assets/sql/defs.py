@@ -6,13 +6,14 @@ import dagster as dg
 
 from video_assets.backends.registry import KINDS
 from video_assets.settings import Settings
-from video_assets.sql.assets import build_sql_assets, build_sql_automation_sensor
+from video_assets.sql.assets import BUILD_SQL_MODELS, build_sql_assets, build_sql_automation_sensor
 from video_assets.sql.warehouse import Warehouse
 
 
 def sql_definitions(settings: Settings, upstream: Sequence[dg.AssetKey]) -> dg.Definitions:
     return dg.Definitions(
         assets=build_sql_assets(settings.sql_dir, upstream, sql_variables()),
+        jobs=[BUILD_SQL_MODELS],
         sensors=[build_sql_automation_sensor()],
         resources={
             "warehouse": Warehouse(path=str(settings.warehouse_path), build_path=str(settings.warehouse_build_path))

@@ -13,8 +13,13 @@ from video_assets.streams.window import NoSegmentsError, WindowSummary, publish_
 
 CAMERA_GROUP = "cameras"
 CAMERA_WINDOW = dg.AssetKey("camera_window")
-# Everything computed per camera hour; the camera sensor's runs target this selection.
+# Everything computed per camera hour; the camera sensor runs it as the job publish_camera_hour.
 CAMERA_ASSETS = dg.AssetSelection.groups(CAMERA_GROUP)
+PUBLISH_CAMERA_HOUR = dg.define_asset_job(
+    "publish_camera_hour",
+    selection=CAMERA_ASSETS,
+    description="One camera hour: publish its committed segments as tables, then its preview and tracks.",
+)
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"  # HourlyPartitionsDefinition's key format
 camera_names = dg.DynamicPartitionsDefinition(name="cameras")  # added by the sensor from the camera file
 GAPS_SHOWN = 20
