@@ -12,7 +12,8 @@ videos_partitions = dg.DynamicPartitionsDefinition(name="videos")
 METADATA = {
     "source": "The drop folder it was found in.",
     "file": "Its path relative to the drop folder.",
-    "video_path": "Where the video file is on disk. (`path`, if shown, is where Dagster keeps this step's output.)",
+    "video_path": "Where the video file is on disk.",
+    "path": "Where Dagster's IO manager keeps this step's output (a pickle of the probe), not the video: see video_path.",
     "bytes": "File size.",
     "sha256": "Content hash; its first 12 digits end the partition key.",
     "duration_s": "Length of the video in seconds.",

@@ -17,8 +17,9 @@ import numpy as np
 
 from video_assets.previews.geometry import Geometry
 
-TILE_WIDTH = 240  # four tiles a row: the sheet fits the metadata column of the UI on a desktop screen
-TILE_MAX_HEIGHT = 180
+TILE_WIDTH = 240
+TILE_MAX_HEIGHT = 240  # portrait (phone) frames: 135 x 240
+SHEET_MAX_WIDTH = 1000  # fits the metadata column of the UI on a desktop screen
 CAPTION_PX = 18
 COLUMNS = 4
 PREVIEW_BUDGET = 300_000  # bytes for the contact sheet and the chart of one video
@@ -64,15 +65,23 @@ def contact_sheet(tiles: Sequence[Tile], geometry: Geometry) -> np.ndarray:
         return np.full((CAPTION_PX * 2, TILE_WIDTH, 3), 40, np.uint8)
     height = max(t.shape[0] for t in annotated)
     width = max(t.shape[1] for t in annotated)
-    rows = math.ceil(len(annotated) / COLUMNS)
-    columns = min(COLUMNS, len(annotated))
     gap = 4
+    columns = _columns(len(annotated), width + gap)
+    rows = math.ceil(len(annotated) / columns)
     sheet = np.full((rows * (height + gap) + gap, columns * (width + gap) + gap, 3), 32, np.uint8)
     for i, tile in enumerate(annotated):
-        top = gap + (i // COLUMNS) * (height + gap)
-        left = gap + (i % COLUMNS) * (width + gap)
+        top = gap + (i // columns) * (height + gap)
+        left = gap + (i % columns) * (width + gap)
         sheet[top : top + tile.shape[0], left : left + tile.shape[1]] = tile
     return sheet
+
+
+def _columns(tiles: int, tile_width: int) -> int:
+    """As many columns as fit SHEET_MAX_WIDTH (at least COLUMNS), preferring full rows."""
+    fitting = max(COLUMNS, SHEET_MAX_WIDTH // tile_width)
+    if tiles <= fitting:
+        return max(tiles, 1)
+    return next((c for c in range(fitting, COLUMNS - 1, -1) if tiles % c == 0), fitting)
 
 
 def tile_size(frame_size: tuple[int, int]) -> tuple[int, int]:
