@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import dagster as dg
+import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -26,6 +28,8 @@ from video_assets.previews.assets import METADATA as PREVIEW_METADATA
 from video_assets.previews.frames import read_frames
 from video_assets.previews.render import PREVIEW_BUDGET, SNAPSHOT_MAX_SIDE
 from video_assets.settings import Settings
+from video_assets.sql.defs import sql_variables
+from video_assets.sql.models import load_models
 from video_assets.storage import table_file
 
 VIDEOS = ("two_walkers.mp4", "one_runner.mp4", "empty_hallway.mp4", "phone.mp4")
@@ -39,7 +43,7 @@ def settings(tmp_path_factory) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def processed(settings, samples_dir) -> dict[str, tuple[str, dg.ExecuteInProcessResult]]:
+def processed(settings, samples_dir) -> Iterator[dict[str, tuple[str | None, dg.ExecuteInProcessResult]]]:
     for name in VIDEOS[:3]:
         shutil.copy2(samples_dir / name, settings.inbox / name)
     # A phone clip: the runner's pictures stored as they are, tagged to be shown turned by 90 degrees.
@@ -51,8 +55,10 @@ def processed(settings, samples_dir) -> dict[str, tuple[str, dg.ExecuteInProcess
     settings.dagster_home.mkdir(parents=True)
     with dg.instance_for_test(temp_dir=str(settings.dagster_home)) as instance:
         instance.add_dynamic_partitions("videos", list(keys.values()))
-        return {name: (keys[name], job.execute_in_process(partition_key=keys[name], instance=instance, raise_on_error=False))
-                for name in VIDEOS}
+        results = {name: (keys[name], job.execute_in_process(partition_key=keys[name], instance=instance, raise_on_error=False))
+                   for name in VIDEOS}
+        sql = build_definitions(settings).resolve_job_def("build_sql_models").execute_in_process(instance=instance, raise_on_error=False)
+        yield {**results, "sql": (None, sql)}
 
 
 def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
@@ -133,3 +139,43 @@ def test_every_metadata_key_is_explained_and_the_frames_check_passes(processed) 
     assert _metadata(result, "raw_video")["video_path"].endswith("inbox/two_walkers.mp4")
     [check] = result.get_asset_check_evaluations()
     assert check.check_name == "all_frames_processed" and check.passed
+
+
+def test_object_events_lists_each_appearance_crossing_and_zone_entry_with_its_snapshot(processed, settings) -> None:
+    _, sql = processed["sql"]
+    assert sql.success
+    key, _ = processed["two_walkers.mp4"]
+    tracks = _rows(settings, "tracks", key)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        events = conn.execute(
+            "select event, line_or_zone, tracker_id, frame_idx, snapshot from object_events where video_id = ? order by all", [key]
+        ).fetchall()
+        expected = sorted(
+            [("appeared", None, t["tracker_id"], t["first_frame"], t["snapshot"]) for t in tracks]
+            + [(f"crossed_{c['direction']}", c["line"], t["tracker_id"], c["frame_idx"], t["snapshot"]) for t in tracks for c in t["crossings"]]
+            + [("entered_zone", z["zone"], t["tracker_id"], z["entered_frame"], t["snapshot"]) for t in tracks for z in t["zones"]]
+        )
+        assert events == expected
+        # The docs' example ("every person who crossed the line after 18:00, with snapshot"), with this
+        # workflow's class and a cut-off between the two walkers' crossings.
+        crossings = sorted(c["ts"] for t in tracks for c in t["crossings"])
+        cutoff = crossings[0] + (crossings[1] - crossings[0]) / 2
+        later = conn.execute(
+            "select tracker_id, snapshot from object_events where class_name = 'motion' "
+            "and event in ('crossed_in', 'crossed_out') and event_ts >= ? and video_id = ?", [cutoff, key]
+        ).fetchall()
+        [last] = [t for t in tracks for c in t["crossings"] if c["ts"] == crossings[1]]
+        assert later == [(last["tracker_id"], last["snapshot"])]
+
+
+def test_every_column_of_every_sql_model_is_described(processed, settings) -> None:
+    _, sql = processed["sql"]
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        for model in load_models(settings.sql_dir, sql_variables()):
+            columns = [row[0] for row in conn.execute(f'describe "{model.name}"').fetchall()]
+            assert columns == list(model.columns), model.name  # every column described, in order, none stale
+    [event] = [e for e in sql.get_asset_materialization_events() if e.asset_key == dg.AssetKey("object_events")]
+    schema = event.step_materialization_data.materialization.metadata["dagster/column_schema"].value
+    assert all(column.description for column in schema.columns)
+    preview = event.step_materialization_data.materialization.metadata["preview"].value
+    assert preview.splitlines()[2].startswith("| **event_ts** |")  # one line per column: wide models stay readable

@@ -1,6 +1,6 @@
 """SQL: one asset per model in dbt_like_sql/, their checks, automation, and the Warehouse resource."""
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import dagster as dg
 
@@ -10,9 +10,10 @@ from video_assets.sql.assets import BUILD_SQL_MODELS, build_sql_assets, build_sq
 from video_assets.sql.warehouse import Warehouse
 
 
-def sql_definitions(settings: Settings, upstream: Sequence[dg.AssetKey]) -> dg.Definitions:
+def sql_definitions(settings: Settings, producers: Mapping[str, Sequence[dg.AssetKey]]) -> dg.Definitions:
+    """`producers`: which assets write each Parquet table the models read."""
     return dg.Definitions(
-        assets=build_sql_assets(settings.sql_dir, upstream, sql_variables()),
+        assets=build_sql_assets(settings.sql_dir, producers, sql_variables()),
         jobs=[BUILD_SQL_MODELS],
         sensors=[build_sql_automation_sensor()],
         resources={
