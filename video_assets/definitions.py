@@ -8,7 +8,7 @@ from video_assets.events.defs import events_definitions
 from video_assets.ingest.defs import ingest_definitions
 from video_assets.predictions.assets import FRAME_PREDICTIONS
 from video_assets.predictions.defs import prediction_definitions
-from video_assets.previews.assets import VIDEO_PREVIEW
+from video_assets.previews.assets import CAMERA_PREVIEW, VIDEO_PREVIEW
 from video_assets.previews.defs import preview_definitions
 from video_assets.settings import Settings
 from video_assets.sql.defs import sql_definitions
@@ -25,7 +25,7 @@ def table_producers() -> dict[str, list[dg.AssetKey]]:
         "videos": predictions,
         "camera_segments": [CAMERA_WINDOW],
         "camera_gaps": [CAMERA_WINDOW],
-        "tracks": [VIDEO_PREVIEW],
+        "tracks": [VIDEO_PREVIEW, CAMERA_PREVIEW],
     }
 
 

@@ -8,7 +8,7 @@ as Markdown images the UI shows on the partition's page (see store.py for why im
 
 
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,12 @@ from video_assets.predictions.assets import FRAME_PREDICTIONS
 from video_assets.previews.build import PreviewResult, VideoTables, build_preview
 from video_assets.previews.geometry import geometry_for
 from video_assets.previews.store import MARKDOWN_INLINE_LIMIT, PreviewStore
+from video_assets.streams.assets import CAMERA_GROUP, CAMERA_WINDOW, camera_partitions
+from video_assets.streams.cameras import CameraConfigError
+from video_assets.streams.store import CameraStore, camera_video_id
 
 VIDEO_PREVIEW = dg.AssetKey("video_preview")
+CAMERA_PREVIEW = dg.AssetKey("camera_preview")
 TOP_TRACKS = 6
 
 METADATA = {
@@ -82,13 +86,58 @@ def build_video_preview() -> dg.AssetsDefinition:
     return video_preview
 
 
-def _configured_workflow(backend: BackendSwitch) -> tuple[dict[str, Any] | None, str | None]:
-    """The inline workflow spec the backend runs and its version, or (None, None) for a saved workflow."""
-    workflow = SelfHostedBackend.from_config(backend)  # type: ignore[arg-type]  # Backend has the workflow fields
+def build_camera_preview(start: date) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=CAMERA_PREVIEW,
+        partitions_def=camera_partitions(start),
+        group_name=CAMERA_GROUP,
+        kinds={"parquet", "jpeg"},
+        deps=[CAMERA_WINDOW],
+        description=described(
+            "What the camera saw in the hour: a contact sheet of the thumbnails its worker kept, an activity chart, "
+            "and the `tracks` table (one row per tracked object, with the crop the worker kept).", METADATA
+        ),
+    )
+    def camera_preview(context: dg.AssetExecutionContext, cameras: CameraStore, previews: PreviewStore) -> dg.MaterializeResult:
+        started = time.monotonic()
+        name, hour = context.partition_key.keys_by_dimension["camera"], context.partition_time_window.start
+        video_id = camera_video_id(name, hour)
+        try:
+            tables = VideoTables.read(Path(previews.predictions_root), video_id, hour_start=hour)
+        except FileNotFoundError as exc:
+            raise as_failure(VideoError(
+                f"Camera hour {video_id} is not published ({exc.filename}): materialize camera_window first."
+            )) from exc
+        from video_assets.previews.sources import CameraThumbnails
+
+        geometry, note = geometry_for(tables.workflow_version, *_camera_workflow(cameras, name, context.log))
+        result = build_preview(tables, CameraThumbnails(cameras.segments(name, hour)), geometry,
+                               Path(previews.predictions_root), Path(previews.previews_root), camera_time(hour))
+        return dg.MaterializeResult(metadata=preview_metadata(result, previews, note, time.monotonic() - started, camera_time(hour)))
+
+    return camera_preview
+
+
+def _configured_workflow(backend: BackendSwitch) -> tuple[dict[str, Any] | None, str | None, dict[str, Any]]:
+    """The inline workflow spec the backend runs, its version and parameters; (None, None, {}) for a saved one."""
+    return _inline(SelfHostedBackend.from_config(backend))  # type: ignore[arg-type]  # Backend has the workflow fields
+
+
+def _camera_workflow(cameras: CameraStore, name: str, log: Any) -> tuple[dict[str, Any] | None, str | None, dict[str, Any]]:
+    try:
+        camera = cameras.config().get(name)
+    except CameraConfigError as exc:  # removed from the file: the hour is still shown, without lines and zones
+        log.warning(str(exc))
+        return None, None, {}
+    return _inline(SelfHostedBackend(workflow_file=camera.workflow_file, workspace=camera.workspace, workflow_id=camera.workflow_id,
+                                     workflow_parameters=camera.workflow_parameters))
+
+
+def _inline(workflow: SelfHostedBackend) -> tuple[dict[str, Any] | None, str | None, dict[str, Any]]:
     if workflow.uses_saved_workflow:
-        return None, None
+        return None, None, {}
     spec = workflow.load_spec()
-    return spec, "inline:" + spec_hash(spec)
+    return spec, "inline:" + spec_hash(spec), dict(workflow.workflow_parameters)
 
 
 def preview_metadata(result: PreviewResult, previews: PreviewStore, geometry_note: str, elapsed_s: float,

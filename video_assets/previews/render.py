@@ -142,7 +142,9 @@ def activity_chart(series: Series, title: str) -> bytes:
     for name, values in sorted(series.counts.items()):
         times = [i * series.bin_s for i in range(len(values))]
         axes.plot(times, values, label=name, linewidth=1.4, drawstyle="steps-post")
-    top = max((max(v, default=0) for v in series.counts.values()), default=0) or 1.0
+    values = np.array([v for counts in series.counts.values() for v in counts], dtype=float)
+    top = float(np.nanmax(values)) if values.size and not np.isnan(values).all() else 0.0
+    top = top or 1.0
     for kind, marker, color in (("in", "^", "#2ca02c"), ("out", "v", "#d62728")):
         marks = [t for t, label in series.crossings if label.endswith(f" {kind}")]
         if marks:
@@ -179,15 +181,33 @@ def encode_jpeg(picture: np.ndarray, budget: int | None = None, quality: int = 8
 
 def snapshot(picture: np.ndarray, x: float, y: float, width: float, height: float) -> bytes:
     """The object at (x, y, width, height), with a margin around it, at most SNAPSHOT_MAX_SIDE pixels."""
-    import cv2
+    return snapshot_jpeg(crop_with_margin(picture, x, y, width, height))
 
+
+def crop_with_margin(picture: np.ndarray, x: float, y: float, width: float, height: float) -> np.ndarray:
+    """A copy of the box (centre x, y) and a margin around it, within the picture."""
     frame_h, frame_w = picture.shape[:2]
     margin_x, margin_y = max(width * SNAPSHOT_MARGIN, 8), max(height * SNAPSHOT_MARGIN, 8)
     left, right = int(max(x - width / 2 - margin_x, 0)), int(min(x + width / 2 + margin_x, frame_w))
     top, bottom = int(max(y - height / 2 - margin_y, 0)), int(min(y + height / 2 + margin_y, frame_h))
-    crop = picture[top:max(bottom, top + 1), left:max(right, left + 1)]
+    return picture[top : max(bottom, top + 1), left : max(right, left + 1)].copy()
+
+
+def snapshot_jpeg(crop: np.ndarray) -> bytes:
+    import cv2
+
     scale = min(SNAPSHOT_MAX_SIDE / max(crop.shape[:2]), 1.0)
     if scale < 1.0:
         crop = cv2.resize(crop, (max(int(crop.shape[1] * scale), 1), max(int(crop.shape[0] * scale), 1)),
                           interpolation=cv2.INTER_AREA)
     return encode_jpeg(crop, quality=85)
+
+
+def thumbnail_jpeg(picture: np.ndarray, width: int = TILE_WIDTH * 2) -> bytes:
+    """A camera frame kept for the hour's contact sheet: small, but sharp enough for a tile."""
+    import cv2
+
+    scale = min(width / picture.shape[1], 1.0)
+    if scale < 1.0:
+        picture = cv2.resize(picture, (width, max(int(picture.shape[0] * scale), 1)), interpolation=cv2.INTER_AREA)
+    return encode_jpeg(picture, quality=75)

@@ -12,6 +12,7 @@ from video_assets.previews.build import evenly_spread
 from video_assets.previews.frames import read_frames
 from video_assets.previews.render import snapshot
 from video_assets.previews.tracks import Track
+from video_assets.streams.segments import SNAPSHOTS, THUMBNAILS
 
 
 class VideoFileFrames:
@@ -34,4 +35,32 @@ class VideoFileFrames:
             for track in best_on.get(number, []):
                 box = track.best_row
                 snapshots[track.tracker_id] = snapshot(picture, box["x"], box["y"], box["width"], box["height"])
+        return pictures, snapshots
+
+
+class CameraThumbnails:
+    """A camera hour's pictures, as its worker kept them in the committed segments (streams/segments.py)."""
+
+    def __init__(self, segments: Sequence[Path]):
+        self.thumbnails = {int(p.stem): p for seg in segments for p in (seg / THUMBNAILS).glob("*.jpg")}
+        self.crops: dict[int, dict[int, Path]] = defaultdict(dict)  # tracker -> frame -> crop
+        for seg in segments:
+            for path in (seg / SNAPSHOTS).glob("*.jpg"):
+                tracker, _, frame = path.stem.partition("-")
+                self.crops[int(tracker)][int(frame)] = path
+
+    def sheet_frames(self, processed: Sequence[int]) -> list[int]:
+        return evenly_spread(list(self.thumbnails))
+
+    def collect(self, sheet: Sequence[int], tracks: Sequence[Track]) -> tuple[dict[int, np.ndarray], dict[int, bytes]]:
+        import cv2
+
+        pictures = {n: picture for n in sheet if (picture := cv2.imread(str(self.thumbnails[n]))) is not None}
+        snapshots = {}
+        for track in tracks:
+            crops = self.crops.get(track.tracker_id, {})
+            # the crop of the track's best sighting of the hour, else its best one in some segment
+            chosen = crops.get(track.best_row["frame_idx"]) or (crops[max(crops)] if crops else None)
+            if chosen is not None:
+                snapshots[track.tracker_id] = chosen.read_bytes()
         return pictures, snapshots
