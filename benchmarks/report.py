@@ -37,6 +37,9 @@ def markdown(r: dict) -> str:
     if "j" in r:
         j = r["j"]
         rows.append(("j. `video-assets demo` end to end, fresh home, install excluded", f"**{j['j_demo_s']:.1f} s**", "≤ 30 s", j["j_summary"]))
+    if "l" in r:
+        row = r["l"]
+        rows.append(("l. preview and track snapshots ÷ predictions, 10-minute 720p video (s)", f"{row['l_preview_s']:.1f} ÷ {row['l_predictions_s']:.1f} = **{row['l_ratio']:.3f}**", "≤ 0.10; ≤ 300 KB", f"{row['video']}; {row['l_tracks']} tracks, {row['l_snapshots']} snapshots; preview {row['l_preview_kb']} KB; {row['l_steps']}"))
     taken = sorted({v["measured_at"][:16] for v in r.values() if isinstance(v, dict) and "measured_at" in v})
     lines = [f"Machine: {r['machine']}. Measured {', '.join(taken)} UTC{' (smoke sizes)' if r.get('smoke') else ''}.", "",
              "| measurement | result | target | details |", "|---|---|---|---|"]

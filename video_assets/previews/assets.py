@@ -43,6 +43,7 @@ METADATA = {
     "geometry": "The lines and zones drawn and replayed, or why there are none.",
     "preview_kb": "Size of the contact sheet and the chart together (bounded to 300 KB).",
     "preview_s": "Time to make the preview and the tracks (reading, decoding, drawing, writing).",
+    "preview_steps": "Where preview_s went: tracks (replaying the boxes), pictures (decoding, crops), render, write.",
     "tracks_file": "The tracks Parquet file of this video (snapshots are in the snapshots-* folder beside it).",
     "contact_sheet_file": "The contact sheet on disk.",
 }
@@ -155,6 +156,7 @@ def preview_metadata(result: PreviewResult, previews: PreviewStore, geometry_not
         "geometry": geometry_note,
         "preview_kb": round(result.preview_bytes / 1000, 1),
         "preview_s": round(elapsed_s, 2),
+        "preview_steps": ", ".join(f"{step.removesuffix('_s')} {seconds:.2f} s" for step, seconds in result.timings_s.items()),
         "tracks_file": dg.MetadataValue.path(str(result.tracks_file)),
         "contact_sheet_file": dg.MetadataValue.path(str(result.sheet)),
     }
