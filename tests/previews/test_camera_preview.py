@@ -6,7 +6,7 @@ picture included) with their true boxes, then publish_camera_hour publishes the 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import cv2
 import dagster as dg
@@ -16,11 +16,11 @@ import pytest
 from video_assets.backends.base import BackendIdentity, Detection
 from video_assets.backends.self_hosted import SelfHostedBackend
 from video_assets.definitions import build_definitions
+from video_assets.storage import table_file
 from video_assets.streams.segments import THUMBNAIL_EVERY_S, SegmentRecorder
 from video_assets.streams.store import CameraStore
-from video_assets.storage import table_file
 
-START = datetime(2026, 11, 26, 18, 10, tzinfo=timezone.utc)
+START = datetime(2026, 11, 26, 18, 10, tzinfo=UTC)
 FRAME_S = 1.0  # one processed frame a second: 150 frames span two and a half minutes
 
 

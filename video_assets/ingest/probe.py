@@ -85,7 +85,7 @@ def probe_media(path: Path) -> MediaInfo:
             duration_s = _duration_s(container, stream)
             frame_count = stream.frames or round(duration_s * fps)
             first = next(container.decode(stream))
-            rotation = int(round(first.rotation)) % 360
+            rotation = round(first.rotation) % 360
             size = (stream.codec_context.width, stream.codec_context.height)
             width, height = reversed(size) if rotation in (90, 270) else size
             info = MediaInfo(

@@ -9,14 +9,13 @@ import dagster as dg
 
 from video_assets.backends.resource import BackendSwitch
 from video_assets.failures import VideoError, as_failure
+from video_assets.glossary import described
 from video_assets.ingest.assets import VIDEO_GROUP, videos_partitions
 from video_assets.ingest.probe import VideoProbe
-from video_assets.glossary import described
 from video_assets.predictions.progress import ProgressLog
 from video_assets.predictions.store import PredictionStore
 from video_assets.predictions.writer import WriteSummary
 from video_assets.runs import limit_runtime
-
 
 FRAME_PREDICTIONS = dg.AssetKey("frame_predictions")
 FRAMES_CHECK = "all_frames_processed"

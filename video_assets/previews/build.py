@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -125,7 +125,7 @@ def build_preview(
     timings["pictures_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    offsets = dict(zip(processed, tables.frames["time_offset_s"].to_pylist()))
+    offsets = dict(zip(processed, tables.frames["time_offset_s"].to_pylist(), strict=True))
     tiles = [_tile(n, sheet_pictures[n], tables, offsets.get(n, 0.0), time_label) for n in sheet_frames if n in sheet_pictures]
     sheet = contact_sheet(tiles, geometry)
     chart = activity_chart(_series(tables, tracks, offsets), f"{tables.video_id}: objects in view by class, and line crossings")
@@ -224,6 +224,3 @@ def _publish(
     remove_other_versions(preview_dir.parent, "", keep=preview_dir)
     return {"rows": rows, "sheet": preview_dir / SHEET_FILE, "chart": preview_dir / CHART_FILE, "tracks": tracks_file}
 
-
-def utc(ts_us: int) -> datetime:
-    return datetime.fromtimestamp(ts_us / 1e6, tz=timezone.utc)

@@ -72,5 +72,5 @@ def read_frames(path: Path | str, wanted: Iterable[int]) -> Iterator[tuple[int, 
 def as_displayed(frame: Any) -> np.ndarray:
     """The decoded picture in BGR, turned as a player (and OpenCV) shows it."""
     picture = frame.to_ndarray(format="bgr24")
-    turns = int(round(frame.rotation / 90)) % 4
+    turns = round(frame.rotation / 90) % 4
     return np.ascontiguousarray(np.rot90(picture, turns)) if turns else picture

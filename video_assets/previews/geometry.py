@@ -51,7 +51,7 @@ def geometry_of(spec: dict[str, Any] | None, parameters: dict[str, Any] | None =
     """The lines and zones of an inline workflow spec, with the run's workflow parameters applied."""
     if not spec:
         return NO_GEOMETRY
-    inputs = {i.get("name"): i.get("default_value") for i in spec.get("inputs", []) if isinstance(i, dict)}
+    inputs: dict[str, Any] = {str(i.get("name")): i.get("default_value") for i in spec.get("inputs", []) if isinstance(i, dict)}
     inputs.update(parameters or {})
     lines, zones = [], []
     for step in spec.get("steps", []):

@@ -87,7 +87,7 @@ def _columns(tiles: int, tile_width: int) -> int:
 def tile_size(frame_size: tuple[int, int]) -> tuple[int, int]:
     width, height = frame_size
     scale = min(TILE_WIDTH / width, TILE_MAX_HEIGHT / height)
-    return max(int(round(width * scale)), 1), max(int(round(height * scale)), 1)
+    return max(round(width * scale), 1), max(round(height * scale), 1)
 
 
 def _annotate(tile: Tile, geometry: Geometry) -> np.ndarray:
@@ -96,7 +96,7 @@ def _annotate(tile: Tile, geometry: Geometry) -> np.ndarray:
 
     size = tile_size(tile.frame_size)
     scale = size[0] / tile.frame_size[0]
-    scene = cv2.resize(tile.picture, size, interpolation=cv2.INTER_AREA)
+    scene: Any = cv2.resize(tile.picture, size, interpolation=cv2.INTER_AREA)
     for zone in geometry.zones:
         for polygon in zone.polygons:
             points = (np.array(polygon) * scale).round().astype(int)
@@ -142,8 +142,8 @@ def activity_chart(series: Series, title: str) -> bytes:
     for name, values in sorted(series.counts.items()):
         times = [i * series.bin_s for i in range(len(values))]
         axes.plot(times, values, label=name, linewidth=1.4, drawstyle="steps-post")
-    values = np.array([v for counts in series.counts.values() for v in counts], dtype=float)
-    top = float(np.nanmax(values)) if values.size and not np.isnan(values).all() else 0.0
+    every = np.array([v for counts in series.counts.values() for v in counts], dtype=float)
+    top = float(np.nanmax(every)) if every.size and not np.isnan(every).all() else 0.0
     top = top or 1.0
     for kind, marker, color in (("in", "^", "#2ca02c"), ("out", "v", "#d62728")):
         marks = [t for t, label in series.crossings if label.endswith(f" {kind}")]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from video_assets.previews.geometry import Geometry
+from video_assets.previews.geometry import Geometry, Line
 
 
 def best_key(confidence: float | None, width: float, height: float, frame_idx: int) -> tuple[float, float, int]:
@@ -109,15 +109,18 @@ def _add_sighting(tracks: dict[int, Track], row: dict[str, Any], confidence: flo
         }
 
 
+def _line_zone(sv: Any, line: Line) -> Any:
+    """As line_counter builds it: its anchor if the block sets one, else supervision's default (four corners)."""
+    if line.anchor:
+        return sv.LineZone(sv.Point(*line.start), sv.Point(*line.end), triggering_anchors=[sv.Position(line.anchor)])
+    return sv.LineZone(sv.Point(*line.start), sv.Point(*line.end))
+
+
 def _replay(data: dict[str, np.ndarray], geometry: Geometry, tracks: dict[int, Track]) -> None:
     """Feed each frame's boxes to the workflow's line and zone objects, in frame order."""
     import supervision as sv
 
-    lines = [
-        (line, sv.LineZone(sv.Point(*line.start), sv.Point(*line.end),
-                           **({"triggering_anchors": [sv.Position(line.anchor)]} if line.anchor else {})))
-        for line in geometry.lines
-    ]
+    lines = [(line, _line_zone(sv, line)) for line in geometry.lines]
     zones = [
         (zone, [sv.PolygonZone(np.array(p, dtype=np.float64).round().astype(int), triggering_anchors=(sv.Position(zone.anchor),))
                 for p in zone.polygons])
@@ -128,7 +131,7 @@ def _replay(data: dict[str, np.ndarray], geometry: Geometry, tracks: dict[int, T
     frame_idx, frame_ts, tracker_ids = data["frame_idx"], data["frame_ts"], data["tracker_id"].astype(int)
     starts = np.flatnonzero(np.r_[True, frame_idx[1:] != frame_idx[:-1]])
     ends = np.r_[starts[1:], len(frame_idx)]
-    for start, end in zip(starts, ends):
+    for start, end in zip(starts, ends, strict=True):
         ids = tracker_ids[start:end]
         boxes = sv.Detections(xyxy=xyxy[start:end], tracker_id=ids, class_id=np.zeros(end - start, dtype=int))
         frame, ts = int(frame_idx[start]), int(frame_ts[start])

@@ -130,7 +130,7 @@ def transposed_table(header: list[str], rows: list[tuple]) -> str:
         return "No rows."
     lines = ["| column | " + " | ".join(f"row {i + 1}" for i in range(len(rows))) + " |", "|---" * (len(rows) + 1) + "|"]
     for i, name in enumerate(header):
-        lines.append(f"| **{name}** | " + " | ".join(_cell(row[i]) for row in rows) + " |")
+        lines.append(f"| **{_cell(name)}** | " + " | ".join(_cell(row[i]) for row in rows) + " |")
     return "\n".join(lines)
 
 
