@@ -16,7 +16,10 @@ import pytest
 from video_assets.backends.base import BackendIdentity, Detection
 from video_assets.backends.self_hosted import SelfHostedBackend
 from video_assets.definitions import build_definitions
+from video_assets.glossary import undeclared
+from video_assets.previews.assets import METADATA as PREVIEW_METADATA
 from video_assets.storage import table_file
+from video_assets.streams.assets import METADATA as WINDOW_METADATA
 from video_assets.streams.segments import THUMBNAIL_EVERY_S, SegmentRecorder
 from video_assets.streams.store import CameraStore
 
@@ -65,3 +68,5 @@ def test_a_camera_hour_gets_a_contact_sheet_tracks_and_snapshots_from_its_worker
     thumbnails = int((walkers.frames - 1) * FRAME_S // THUMBNAIL_EVERY_S) + 1
     assert meta["contact_sheet"].startswith(f"![contact sheet: frames {', '.join(str(int(k * THUMBNAIL_EVERY_S)) for k in range(thumbnails))}]")
     assert "UTC" in meta["top_tracks"] and meta["tracks"] == 2
+    [window] = result.asset_materializations_for_node("camera_window")
+    assert undeclared(window.metadata, WINDOW_METADATA) == [] and undeclared(event.metadata, PREVIEW_METADATA) == []

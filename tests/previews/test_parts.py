@@ -108,3 +108,17 @@ def test_column_descriptions_must_be_strings(tmp_path) -> None:
         load_models(tmp_path)
     (tmp_path / "m.yml").write_text("columns:\n  a: >\n    The answer,\n    folded.\n")
     assert load_models(tmp_path)[0].columns == {"a": "The answer, folded."}
+
+
+def test_runs_are_named_for_their_purpose(tmp_path) -> None:
+    from video_assets.definitions import build_definitions
+    from video_assets.settings import Settings
+
+    defs = build_definitions(Settings(home=tmp_path))
+    assert defs.resolve_sensor_def("drop_folder_sensor").job_name == "process_video"
+    assert defs.resolve_schedule_def("video_backfill").job_name == "process_video"
+    assert defs.resolve_sensor_def("camera_segments_sensor").job_name == "publish_camera_hour"
+    jobs = {job.name: job for job in defs.resolve_all_job_defs()}
+    assert {"process_video", "publish_camera_hour", "build_sql_models"} <= set(jobs)
+    sql = {key.to_user_string() for key in jobs["build_sql_models"].asset_layer.executable_asset_keys}
+    assert "object_events" in sql and "video_summary" in sql and "video_preview" not in sql

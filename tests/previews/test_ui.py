@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -76,3 +77,27 @@ def test_a_dropped_video_shows_its_preview_images_on_its_partition_page(live_ui,
     # What the browser fetched is what the media server serves, and nothing outside its folders.
     assert requests.get(by_name["contact_sheet.jpg"]["src"], timeout=10).headers["Content-Type"] == "image/jpeg"
     assert requests.get(f"{media}/previews/../state/services.lock", timeout=10).status_code == 404
+
+
+def test_a_wide_sql_model_reads_whole_on_its_page(live_ui, copy_sample, chromium, tmp_path) -> None:
+    """video_summary has 17 columns: its preview shows them all, one line each, without running off the page,
+    and its column schema says what each means."""
+    if not live_ui.instance.get_runs(filters=dg.RunsFilter(tags={"dagster/sensor_name": "drop_folder_sensor"})):
+        copy_sample("one_runner.mp4", live_ui.settings.inbox)
+        live_ui.wait_for_runs({"dagster/sensor_name": "drop_folder_sensor"}, count=1)
+    deadline = time.monotonic() + 240  # the automation sensor (every 30 s) rebuilds the models
+    while live_ui.instance.get_latest_materialization_event(dg.AssetKey("video_summary")) is None:
+        assert time.monotonic() < deadline, "the SQL models were not rebuilt after the video"
+        time.sleep(2)
+    chromium.goto(f"{live_ui.url}/assets/video_summary")
+    chromium.wait_for("document.body && document.body.innerText.includes('processed_at')", timeout_s=60)
+    chromium.evaluate(SKIP_DIALOG)
+    fits = chromium.evaluate(
+        "[...document.querySelectorAll('.dagster-markdown table')].map(t => "
+        "({rows: t.rows.length, fits: t.getBoundingClientRect().right <= window.innerWidth}))"
+    )
+    assert {"rows": 18, "fits": True} in fits, fits  # a header and one line per column, inside the window
+    shot = chromium.screenshot(tmp_path / "video_summary.png")
+    keep = os.environ.get("VIDEO_ASSETS_SCREENSHOTS")
+    if keep:
+        shutil.copy(shot, Path(keep) / shot.name)

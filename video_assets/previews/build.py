@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from video_assets.predictions.schema import TRACKS
@@ -157,7 +158,7 @@ def evenly_spread(frames: Sequence[int], count: int = SHEET_FRAMES) -> list[int]
 
 
 def _tile(number: int, picture: np.ndarray, tables: VideoTables, offset_s: float, time_label: Callable[[float], str]) -> Tile:
-    on_frame = tables.detections.filter(pa.compute.equal(tables.detections["frame_idx"], number)).to_pylist()
+    on_frame = tables.detections.filter(pc.equal(tables.detections["frame_idx"], number)).to_pylist()
     boxes = [Box(r["x"], r["y"], r["width"], r["height"], r["tracker_id"], r["class_name"]) for r in on_frame]
     return Tile(picture, tables.frame_size, f"frame {number}  {time_label(offset_s)}  {len(boxes)} obj", boxes)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from video_assets.previews.geometry import Geometry, Line
 
@@ -73,7 +74,7 @@ class Track:
 def build_tracks(detections: pa.Table, geometry: Geometry) -> list[Track]:
     """Tracks from one video's detections (any order), ordered by tracker id. Untracked boxes are left out."""
     columns = ["frame_idx", "time_offset_s", "frame_ts", "class_name", "confidence", "x", "y", "width", "height", "tracker_id"]
-    table = detections.select(columns).filter(pa.compute.is_valid(detections["tracker_id"]))
+    table = detections.select(columns).filter(pc.is_valid(detections["tracker_id"]))
     table = table.sort_by([("frame_idx", "ascending")])
     data = {name: table[name].to_numpy(zero_copy_only=False) for name in columns if name not in ("frame_ts", "class_name")}
     data["frame_ts"] = table["frame_ts"].cast(pa.int64()).to_numpy()

@@ -5,12 +5,19 @@ from typing import Any, Mapping, Sequence
 
 import dagster as dg
 
+from video_assets.glossary import described
 from video_assets.predictions.store import PredictionStore
 from video_assets.sql.checks import SqlCheck
 from video_assets.sql.models import SOURCES, SqlModel, load_models, render_sql
 from video_assets.sql.warehouse import Warehouse
 
 SQL_GROUP = "sql"
+METADATA = {
+    "sql_file": "The model's SELECT (definition).",
+    "preview": "The first rows, transposed: one line per column, one column per row.",
+    "sample": "(on a failed data test) offending rows.",
+    "offending_rows": "(on a data test) rows that break it.",
+}
 BUILD_SQL_MODELS = dg.define_asset_job(
     "build_sql_models",
     selection=dg.AssetSelection.groups(SQL_GROUP),
@@ -63,7 +70,7 @@ def _model_asset(model: SqlModel, producers: Mapping[str, Sequence[dg.AssetKey]]
         deps=deps,
         check_specs=check_specs,
         automation_condition=REBUILD_ON_NEW_DATA,
-        description=model.description,
+        description=described(model.description, METADATA),
         metadata={
             "sql_file": dg.MetadataValue.path(str(model.path)),
             # Before the first build too, the UI lists what each column means.
