@@ -136,12 +136,12 @@ def activity_chart(series: Series, title: str) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=CHART_SIZE_IN, dpi=100)
+    figure = Figure(figsize=CHART_SIZE_IN, dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     for name, values in sorted(series.counts.items()):
-        times = [i * series.bin_s for i in range(len(values))]
-        axes.plot(times, values, label=name, linewidth=1.4, drawstyle="steps-post")
+        times = [i * series.bin_s for i in range(len(values) + 1)]  # each bin drawn to its end
+        axes.plot(times, [*values, values[-1]], label=name, linewidth=1.4, drawstyle="steps-post")
     every = np.array([v for counts in series.counts.values() for v in counts], dtype=float)
     top = float(np.nanmax(every)) if every.size and not np.isnan(every).all() else 0.0
     top = top or 1.0
@@ -155,9 +155,8 @@ def activity_chart(series: Series, title: str) -> bytes:
     axes.set_ylabel("detections per frame")
     axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3)
-    if series.counts or series.crossings:
-        axes.legend(fontsize=8, loc="upper left", ncols=min(6, len(series.counts) + 2))
-    figure.tight_layout()
+    if series.counts or series.crossings:  # beside the plot, where it hides nothing
+        figure.legend(fontsize=8, loc="outside right upper")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
