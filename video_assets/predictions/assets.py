@@ -27,7 +27,7 @@ METADATA = {
     "tracks": "Distinct tracker ids among them.",
     "classes": "Classes detected.",
     "backend": "The backend kind that ran the workflow.",
-    "workflow_version": "inline:<hash of the spec> or <workspace>/<workflow>@<version>; on every row too.",
+    "workflow_version": "`inline:` and 12 hex digits of the spec hash, or workspace/workflow@version of a saved workflow; on every row too.",
     "video_fps": "The video's own frame rate.",
     "video_duration_s": "The video's length in seconds.",
     "video_resolution": "width x height of the picture the model saw (rotation applied).",

@@ -25,7 +25,7 @@ HOUR_FORMAT = "%Y-%m-%d-%H:%M"  # HourlyPartitionsDefinition's key format
 camera_names = dg.DynamicPartitionsDefinition(name="cameras")  # added by the sensor from the camera file
 GAPS_SHOWN = 20
 METADATA = {
-    "video_id": "The hour's id in the prediction tables: <camera>@<YYYY-MM-DDTHH>.",
+    "video_id": "The hour's id in the prediction tables: camera@YYYY-MM-DDTHH.",
     "segments": "Segments the camera worker committed for the hour.",
     "frames_processed": "Frames the workflow processed.",
     "frames_dropped": "Frames received but not processed (buffer full, or max_fps).",
