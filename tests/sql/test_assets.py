@@ -14,7 +14,7 @@ def test_every_model_and_check_is_an_asset(settings, defs) -> None:
         assert node.group_name == "sql" and {dg.AssetKey("frame_predictions"), dg.AssetKey("camera_window")} & upstream
         assert node.automation_condition is not None
     assert graph.get(dg.AssetKey("line_crossings_per_hour")).parent_keys == {dg.AssetKey("line_crossing_steps")}
-    assert graph.get(dg.AssetKey("object_events")).parent_keys == {dg.AssetKey("video_preview")}
+    assert graph.get(dg.AssetKey("object_events")).parent_keys == {dg.AssetKey("video_preview"), dg.AssetKey("camera_preview")}
     assert graph.get(dg.AssetKey("camera_health")).parent_keys == {dg.AssetKey("camera_window")}
     checks = {key.name for key in graph.asset_check_keys if key.asset_key == dg.AssetKey("video_summary")}
     assert {"unique_video_id", "every_detection_has_its_frame", "row_count_min"} <= checks
