@@ -29,6 +29,17 @@ UNFINISHED = frozenset(
 )
 
 
+def selected_assets(context: dg.SensorEvaluationContext | dg.ScheduleEvaluationContext, selection: dg.AssetSelection) -> list[dg.AssetKey]:
+    """The assets a sensor's or schedule's run requests name explicitly (all of their job's).
+
+    A run that names its assets runs as a subset of its job, which a warm run worker resolves against
+    the code location it loads for that run; a run of the whole job would reuse the job definition of
+    the worker's previous run (Dagster keeps the last reconstructed job), so a workflow change would
+    not show in the recorded code version.
+    """
+    return sorted(selection.resolve(context.repository_def.asset_graph))
+
+
 def runs_by_partition(instance: dg.DagsterInstance, keys: Iterable[str]) -> dict[str, list[dg.RunRecord]]:
     """Runs of these partitions, newest first (runs without a partition tag are left out)."""
     wanted = sorted(set(keys))

@@ -204,7 +204,7 @@ def _latest_prediction_metadata(instance: dg.DagsterInstance, video_key: str) ->
 
 
 def _build_sql_models(settings: Settings, instance: dg.DagsterInstance, echo: Echo) -> None:
-    job = build_definitions(settings).resolve_job_def(BUILD_SQL_MODELS.name)
+    job = build_definitions(settings).resolve_job_def(BUILD_SQL_MODELS)
     result = job.execute_in_process(instance=instance, raise_on_error=False)
     built = sorted(e.asset_key.to_user_string() for e in result.get_asset_materialization_events())
     failed = "" if result.success else " (some failed; see the run in the UI)"

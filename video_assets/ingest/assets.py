@@ -1,5 +1,7 @@
 """raw_video: one dynamic partition per video, probed and recorded as materialization metadata."""
 
+from typing import Any
+
 import dagster as dg
 
 from video_assets.failures import VideoError, as_failure
@@ -28,11 +30,17 @@ METADATA = {
 }
 # Everything computed per video; the drop-folder sensor and backfills run it as the job process_video.
 VIDEO_ASSETS = dg.AssetSelection.groups(VIDEO_GROUP)
-PROCESS_VIDEO = dg.define_asset_job(
-    "process_video",
-    selection=VIDEO_ASSETS,
-    description="One video: probe it, run the workflow over its frames, then its preview and tracks.",
-)
+PROCESS_VIDEO = "process_video"
+
+
+def process_video_job() -> Any:  # an unresolved asset job (its class is not public)
+    """Made anew for each load of the definitions: a job object kept across loads (in a warm run worker)
+    would keep the asset graph, and the code versions, of the first load."""
+    return dg.define_asset_job(
+        PROCESS_VIDEO,
+        selection=VIDEO_ASSETS,
+        description="One video: probe it, run the workflow over its frames, then its preview and tracks.",
+    )
 
 
 @dg.asset(

@@ -2,9 +2,10 @@
 
 import dagster as dg
 
-from video_assets.ingest.assets import PROCESS_VIDEO, videos_partitions
+from video_assets.ingest.assets import PROCESS_VIDEO, VIDEO_ASSETS, videos_partitions
 from video_assets.ingest.library import VideoLibrary
 from video_assets.ingest.tick import DropCursor, Settlement, TickPlan, plan_tick
+from video_assets.runs import selected_assets
 
 RAW_VIDEO = dg.AssetKey("raw_video")
 
@@ -18,7 +19,7 @@ def build_drop_folder_sensor(interval_s: int) -> dg.SensorDefinition:
         name=SENSOR_NAME,
         minimum_interval_seconds=interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        target=PROCESS_VIDEO,
+        job_name=PROCESS_VIDEO,
         description="Registers each video dropped into a drop folder as a partition and runs it, "
         "once its size and mtime stop changing.",
     )
@@ -33,7 +34,7 @@ def build_drop_folder_sensor(interval_s: int) -> dg.SensorDefinition:
         _log_settlements(context, plan)
         return dg.SensorResult(
             asset_events=skipped_file_observations(plan),
-            run_requests=[_run_request(s) for s in plan.keys_to_run],
+            run_requests=[_run_request(s, selected_assets(context, VIDEO_ASSETS)) for s in plan.keys_to_run],
             dynamic_partitions_requests=[videos_partitions.build_add_request(plan.new_keys)] if plan.new_keys else [],
             cursor=plan.cursor.to_json(),
             skip_reason=_skip_reason(plan),
@@ -42,10 +43,11 @@ def build_drop_folder_sensor(interval_s: int) -> dg.SensorDefinition:
     return drop_folder_sensor
 
 
-def _run_request(settlement: Settlement) -> dg.RunRequest:
+def _run_request(settlement: Settlement, assets: list[dg.AssetKey]) -> dg.RunRequest:
     # The key carries the content hash, so the run key means "this content, once".
     return dg.RunRequest(
         partition_key=settlement.key,
+        asset_selection=assets,
         run_key=settlement.key,
         tags={SOURCE_TAG: settlement.file.source, FILE_TAG: settlement.file.relative_path[:200]},
     )

@@ -15,9 +15,9 @@ from datetime import datetime
 import dagster as dg
 
 from video_assets.backends.resource import BackendSwitch
-from video_assets.ingest.assets import PROCESS_VIDEO, videos_partitions
+from video_assets.ingest.assets import PROCESS_VIDEO, VIDEO_ASSETS, videos_partitions
 from video_assets.predictions.assets import FRAME_PREDICTIONS
-from video_assets.runs import UNFINISHED, failure_of, runs_by_partition
+from video_assets.runs import UNFINISHED, failure_of, runs_by_partition, selected_assets
 
 SCHEDULE_NAME = "video_backfill"
 REASON_TAG = "video_assets/backfill"
@@ -37,7 +37,7 @@ def build_backfill_schedule(cron: str, batch_size: int) -> dg.ScheduleDefinition
         name=SCHEDULE_NAME,
         cron_schedule=cron,
         execution_timezone="UTC",
-        target=PROCESS_VIDEO,
+        job_name=PROCESS_VIDEO,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"Re-runs up to {batch_size} missing, failed or stale videos per tick "
         "(run concurrency is capped by the instance's run queue).",
@@ -52,6 +52,7 @@ def build_backfill_schedule(cron: str, batch_size: int) -> dg.ScheduleDefinition
         return [
             dg.RunRequest(
                 partition_key=state.key,
+                asset_selection=selected_assets(context, VIDEO_ASSETS),
                 run_key=f"{stamp}:{state.key}",
                 tags={REASON_TAG: state.status},
             )

@@ -6,7 +6,7 @@ import dagster as dg
 
 from video_assets.backends.registry import KINDS
 from video_assets.settings import Settings
-from video_assets.sql.assets import BUILD_SQL_MODELS, build_sql_assets, build_sql_automation_sensor
+from video_assets.sql.assets import build_sql_assets, build_sql_automation_sensor, build_sql_models_job
 from video_assets.sql.warehouse import Warehouse
 
 
@@ -14,7 +14,7 @@ def sql_definitions(settings: Settings, producers: Mapping[str, Sequence[dg.Asse
     """`producers`: which assets write each Parquet table the models read."""
     return dg.Definitions(
         assets=build_sql_assets(settings.sql_dir, producers, sql_variables()),
-        jobs=[BUILD_SQL_MODELS],
+        jobs=[build_sql_models_job()],
         sensors=[build_sql_automation_sensor()],
         resources={
             "warehouse": Warehouse(path=str(settings.warehouse_path), build_path=str(settings.warehouse_build_path))

@@ -2,6 +2,7 @@
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -16,11 +17,16 @@ CAMERA_GROUP = "cameras"
 CAMERA_WINDOW = dg.AssetKey("camera_window")
 # Everything computed per camera hour; the camera sensor runs it as the job publish_camera_hour.
 CAMERA_ASSETS = dg.AssetSelection.groups(CAMERA_GROUP)
-PUBLISH_CAMERA_HOUR = dg.define_asset_job(
-    "publish_camera_hour",
-    selection=CAMERA_ASSETS,
-    description="One camera hour: publish its committed segments as tables, then its preview and tracks.",
-)
+PUBLISH_CAMERA_HOUR = "publish_camera_hour"
+
+
+def publish_camera_hour_job() -> Any:  # an unresolved asset job (its class is not public)
+    """Made anew for each load of the definitions (see ingest.assets.process_video_job)."""
+    return dg.define_asset_job(
+        PUBLISH_CAMERA_HOUR,
+        selection=CAMERA_ASSETS,
+        description="One camera hour: publish its committed segments as tables, then its preview and tracks.",
+    )
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"  # HourlyPartitionsDefinition's key format
 camera_names = dg.DynamicPartitionsDefinition(name="cameras")  # added by the sensor from the camera file
 GAPS_SHOWN = 20

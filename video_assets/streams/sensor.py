@@ -13,7 +13,14 @@ from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 
-from video_assets.streams.assets import CAMERA_WINDOW, PUBLISH_CAMERA_HOUR, camera_names, camera_partition_key
+from video_assets.runs import selected_assets
+from video_assets.streams.assets import (
+    CAMERA_ASSETS,
+    CAMERA_WINDOW,
+    PUBLISH_CAMERA_HOUR,
+    camera_names,
+    camera_partition_key,
+)
 from video_assets.streams.cameras import CameraConfigError
 from video_assets.streams.status import worker_health
 from video_assets.streams.store import CameraStore, window_name, window_start
@@ -106,7 +113,7 @@ def build_camera_sensor(interval_s: int, first_day: date) -> dg.SensorDefinition
         name=SENSOR_NAME,
         minimum_interval_seconds=interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        target=PUBLISH_CAMERA_HOUR,
+        job_name=PUBLISH_CAMERA_HOUR,
         description="Publishes camera hours whose ingest workers committed new segments, and observes "
         "each worker's health (state, last frame, fps, drops, gaps).",
     )
@@ -127,7 +134,11 @@ def build_camera_sensor(interval_s: int, first_day: date) -> dg.SensorDefinition
         new_cameras = [n for n in config.names if n not in known]
         return dg.SensorResult(
             run_requests=[
-                dg.RunRequest(partition_key=camera_partition_key(r.camera, r.start), run_key=r.run_key)
+                dg.RunRequest(
+                    partition_key=camera_partition_key(r.camera, r.start),
+                    run_key=r.run_key,
+                    asset_selection=selected_assets(context, CAMERA_ASSETS),
+                )
                 for r in requests
             ],
             dynamic_partitions_requests=[camera_names.build_add_request(new_cameras)] if new_cameras else [],
