@@ -41,6 +41,9 @@ def markdown(r: dict) -> str:
         from detector_bench import detector_rows
 
         rows += detector_rows(r["l"])
+    if "m" in r:
+        row = r["m"]
+        rows.append(("m. preview and track snapshots ÷ predictions, 10-minute 720p video (s)", f"{row['m_preview_s']:.1f} ÷ {row['m_predictions_s']:.1f} = **{row['m_ratio']:.3f}**", "≤ 0.10; ≤ 300 KB", f"{row['video']}; {row['m_tracks']} tracks, {row['m_snapshots']} snapshots; preview {row['m_preview_kb']} KB; {row['m_steps']}"))
     taken = sorted({v["measured_at"][:16] for v in r.values() if isinstance(v, dict) and "measured_at" in v})
     lines = [f"Machine: {r['machine']}. Measured {', '.join(taken)} UTC{' (smoke sizes)' if r.get('smoke') else ''}.", "",
              "| measurement | result | target | details |", "|---|---|---|---|"]

@@ -28,6 +28,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path[:0] = [str(REPO), str(BENCH)]
 
+import preview_bench  # noqa: E402
 import workers_bench  # noqa: E402
 from videos import synthetic_video  # noqa: E402
 
@@ -47,11 +48,12 @@ class Scale:
     short_clips: int = 20
     one_frame_runs: int = 50
     detector_frames: int = 300
+    preview_seconds: float = 600
 
 
 SMOKE = Scale(seconds_720p=2, backfill_videos=2, backfill_seconds=2, rss_short_s=2, rss_long_s=6,
               sensor_counts=(20, 200), sql_rows=(20_000,), repeats=1, short_clips=3, one_frame_runs=3,
-              detector_frames=15)
+              detector_frames=15, preview_seconds=4)
 
 
 def python() -> str:
@@ -209,6 +211,7 @@ MEASUREMENTS = [
     Measurement("i", ("i", "k"), lambda work, scale: workers_bench.measure_i_k(work, scale.one_frame_runs)),
     Measurement("j", ("j",), lambda work, scale: workers_bench.measure_j(work)),
     Measurement("l", ("l",), measure_l),
+    Measurement("m", ("m",), lambda work, scale: preview_bench.measure_m(work, scale.preview_seconds)),
 ]
 ROWS = {row: m for m in MEASUREMENTS for row in m.rows}
 

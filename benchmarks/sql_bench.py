@@ -98,7 +98,7 @@ def _write_predictions(settings: Settings, rows: int) -> None:
         _write(settings, "detections", video_id, pa.table(detections, schema=DETECTIONS))
         _write(settings, "videos", video_id, pa.Table.from_pylist([{
             "video_id": video_id, "source": source, "file": f"{video_id}.mp4", "sha256": "0" * 64, "bytes": 1,
-            "duration_s": frames / FPS, "fps": FPS, "width": 1280, "height": 720, "codec": "h264",
+            "duration_s": frames / FPS, "fps": FPS, "width": 1280, "height": 720, "rotation": 0, "codec": "h264",
             "recorded_at": recorded, "frames_expected": frames, "frames_processed": frames, "processed_at": recorded,
             "workflow_version": "inline:bench", "backend": "self_hosted",
         }], schema=VIDEOS))

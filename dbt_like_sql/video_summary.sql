@@ -21,6 +21,7 @@ select
     v.fps,
     v.width,
     v.height,
+    coalesce(v.rotation, 0) as rotation,
     v.frames_expected,
     coalesce(f.frames_processed, 0) as frames_processed,
     coalesce(f.detections, 0) as detections,

@@ -199,7 +199,7 @@ def write_video(settings: Settings) -> Callable[..., None]:
             "detections": [{**at(i), "class_name": "person", "class_id": 0, "confidence": 0.9, "x": 1.0, "y": 1.0,
                             "width": 1.0, "height": 1.0, "tracker_id": 1} for i in detections_on],
             "videos": [{**common, "file": f"{video_id}.mp4", "sha256": "0" * 64, "bytes": 1,
-                        "duration_s": len(readings) / 10, "fps": 10.0, "width": 64, "height": 64, "codec": "h264",
+                        "duration_s": len(readings) / 10, "fps": 10.0, "width": 64, "height": 64, "rotation": 0, "codec": "h264",
                         "recorded_at": start, "frames_expected": len(readings), "frames_processed": len(readings),
                         "processed_at": ts}],
         }

@@ -115,6 +115,12 @@ class Settings:
     backend: BackendSettings = BackendSettings()
     vision_events: VisionEventsSettings | None = None
     cluster: ClusterSettings | None = None  # None: one machine, everything under `home`
+    media_port: int = 3010  # the media server `video-assets dev` runs beside the UI (previews, snapshots)
+    media_url: str | None = None  # where browsers reach it; None: http://127.0.0.1:<media_port>
+
+    @property
+    def media_base_url(self) -> str:
+        return (self.media_url or f"http://127.0.0.1:{self.media_port}").rstrip("/")
 
     @property
     def inbox(self) -> Path:
@@ -132,6 +138,11 @@ class Settings:
     @property
     def predictions_dir(self) -> Path:
         return self.home / "predictions"
+
+    @property
+    def previews_dir(self) -> Path:
+        """Contact sheets and activity charts, one folder per video or camera hour."""
+        return self.home / "previews"
 
     @property
     def warehouse_path(self) -> Path:
@@ -185,6 +196,8 @@ class Settings:
             backend=backend_settings(env, (DEFAULT_INBOX_SOURCE, *(f.source for f in extra_drop_folders))),
             vision_events=vision_events_settings(env),
             cluster=load_cluster(Path(env["VIDEO_ASSETS_CLUSTER"])) if env.get("VIDEO_ASSETS_CLUSTER") else None,
+            media_port=_number(env, "VIDEO_ASSETS_MEDIA_PORT", int, defaults.media_port),
+            media_url=env.get("VIDEO_ASSETS_MEDIA_URL") or None,
         )
 
 

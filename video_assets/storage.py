@@ -1,7 +1,7 @@
 """Where bytes live, and the one rule for writing them: nothing half-written is ever visible.
 
 Every writer in the project (per-video Parquet, camera segments and hours, worker status files, the
-published warehouse) goes through this module:
+published warehouse, previews and track snapshots) goes through this module:
 
 - `table_file` is where a table of one video lives: `<root>/<table>/video_id=<key>/part-0.parquet`
   (hive style, so readers glob `*/*.parquet`).
@@ -9,6 +9,8 @@ published warehouse) goes through this module:
   publishes them with `os.replace`, in order, only when everything was written; on error or a kill
   the temporary files stay hidden (they start with `.` and end in `.tmp`) and `sweep_stale_temps`
   reclaims them later.
+- `write_folder` publishes a folder of small files (pictures) whole, by one directory rename; a new
+  version goes under a new name and `remove_other_versions` drops the ones it replaced.
 - `frame_rows` and `video_row` build the rows of the `detections`, `frames` and `videos` tables, for
   files and cameras alike.
 - `Store` is where a tree of data lives: a local folder on one machine (`LocalStore`), an S3 bucket
@@ -77,6 +79,29 @@ class Staging:
 def publish_folder(build: Path, final: Path) -> None:
     """Make a folder written under a hidden name appear whole (a directory rename)."""
     os.rename(build, final)
+
+
+def write_folder(final: Path, files: Mapping[str, bytes], stale_after_s: float) -> Path:
+    """Write `files` (name -> bytes) into a hidden folder beside `final`, then rename it into place."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(final.parent, stale_after_s)
+    build = temp_path(final, new_token())
+    build.mkdir()
+    try:
+        for name, data in files.items():
+            (build / name).write_bytes(data)
+        publish_folder(build, final)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    return final
+
+
+def remove_other_versions(parent: Path, prefix: str, keep: Path) -> None:
+    """Published folders named `<prefix>...` in `parent`, other than `keep`: versions a newer one replaced."""
+    for entry in parent.glob(f"{prefix}*"):
+        if entry.is_dir() and entry != keep and not entry.name.startswith("."):
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
@@ -153,6 +178,7 @@ def video_row(
     frames_processed: int,
     sha256: str = "",
     bytes: int = 0,
+    rotation: int = 0,
 ) -> dict[str, Any]:
     """The `videos` row of a video file or a camera hour: what was recorded, and how it was processed."""
     width, height = size
@@ -166,6 +192,7 @@ def video_row(
         "fps": fps,
         "width": width,
         "height": height,
+        "rotation": rotation,
         "codec": codec,
         "recorded_at": recorded_at,
         "frames_expected": frames_expected,

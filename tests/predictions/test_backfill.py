@@ -19,7 +19,9 @@ NIGHT = datetime(2026, 11, 27, 2, 0, tzinfo=timezone.utc)
 def evaluate_schedule(defs: dg.Definitions, instance):
     # As a context manager: the context opens its own instance from the ref and must close it here,
     # not whenever it happens to be garbage collected (which would reset Dagster's context state).
-    with dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT, resources=defs.resources) as context:
+    with dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=NIGHT, resources=defs.resources, repository_def=defs.get_repository_def()
+    ) as context:
         return defs.get_schedule_def(SCHEDULE_NAME)(context)
 
 

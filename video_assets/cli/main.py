@@ -115,6 +115,7 @@ def dev_server(settings: Settings, webserver_args: list[str]) -> int:
         host = webserver_args[webserver_args.index("--host") + 1] if "--host" in webserver_args else "127.0.0.1"
         port = webserver_args[webserver_args.index("--port") + 1] if "--port" in webserver_args else "3000"
         print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={settings.dagster_home}); logs in {settings.logs_dir}")
+        print(f"Preview pictures served at {settings.media_base_url} (VIDEO_ASSETS_MEDIA_URL / _PORT)")
         print(f"{settings.workers} run worker process(es); Ctrl-C stops everything.", flush=True)
         try:
             while not stop.wait(1.0):

@@ -30,7 +30,7 @@ from video_assets.runs import MAX_RUNTIME_TAG, UNFINISHED, failure_of, latest_ru
 from video_assets.runtime.instance import RUN_MONITOR_POLL_S, prepare_environment
 from video_assets.runtime.services import ServiceError, Services, local_services
 from video_assets.settings import Settings
-from video_assets.sql.assets import SQL_GROUP
+from video_assets.sql.assets import BUILD_SQL_MODELS
 
 Echo = Callable[[str], None]
 POLL_S = 0.5
@@ -212,14 +212,8 @@ def _latest_prediction_metadata(instance: dg.DagsterInstance, video_key: str) ->
 
 
 def _build_sql_models(settings: Settings, instance: dg.DagsterInstance, echo: Echo) -> None:
-    defs = build_definitions(settings)
-    result = dg.materialize(
-        [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition | dg.AssetSpec | dg.SourceAsset)],
-        selection=dg.AssetSelection.groups(SQL_GROUP),
-        instance=instance,
-        resources=defs.resources,
-        raise_on_error=False,
-    )
+    job = build_definitions(settings).resolve_job_def(BUILD_SQL_MODELS)
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
     built = sorted(e.asset_key.to_user_string() for e in result.get_asset_materialization_events() if e.asset_key)
     failed = "" if result.success else " (some failed; see the run in the UI)"
     echo(f"SQL models built into {settings.warehouse_path}: {', '.join(built) or 'none'}{failed}")

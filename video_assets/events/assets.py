@@ -11,10 +11,21 @@ import dagster as dg
 
 from video_assets.events.sink import VisionEvents
 from video_assets.events.summaries import summary_events
+from video_assets.glossary import described
 from video_assets.predictions.store import PredictionStore
 from video_assets.sql.models import SqlModel
 
 DELIVERED = "delivered"
+
+
+METADATA = {
+    "sent": "Summary events Vision Events accepted.",
+    "rejected": "Events it rejected (see problems).",
+    "failed_batches": "Batches that could not be delivered after retries (see problems).",
+    "use_case": "The Vision Events use case the events went to.",
+    "events": "Summary events made for this video or camera hour.",
+    "problems": "What was rejected or failed, one line each.",
+}
 
 
 def build_vision_events_asset(
@@ -35,7 +46,7 @@ def build_vision_events_asset(
         deps=[upstream],
         kinds={"roboflow"},
         check_specs=[dg.AssetCheckSpec(DELIVERED, asset=name, description="Every summary event was accepted.")],
-        description="Per-minute summary events (counts per class, tracks, line crossings) sent to Vision Events.",
+        description=described("Per-minute summary events (counts per class, tracks, line crossings) sent to Vision Events.", METADATA),
     )
     def _send(context: dg.AssetExecutionContext, events_sink: VisionEvents, store: PredictionStore) -> dg.MaterializeResult:
         now = datetime.now(timezone.utc)

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from dagster import MetadataValue
+
 from video_assets.failures import VideoError
 
 
@@ -24,10 +26,15 @@ class MediaInfo:
     duration_s: float
     fps: float
     frame_count: int
-    width: int
+    width: int  # of the picture as displayed, which is what the model sees (decoders apply the rotation)
     height: int
     codec: str
     recorded_at: datetime  # UTC start of the recording; frame_ts = recorded_at + time offset
+    rotation: int = 0  # degrees counterclockwise the stored picture is turned for display (phone clips: 90, 270)
+
+    @property
+    def resolution(self) -> str:
+        return f"{self.width}x{self.height}"
 
 
 @dataclass(frozen=True)
@@ -43,15 +50,18 @@ class VideoProbe:
     media: MediaInfo
 
     def as_metadata(self) -> dict[str, Any]:
+        """What raw_video shows. The video's location is `video_path`: the IO manager writes its own
+        pickle's location under `path`, which would hide ours."""
         media = asdict(self.media)
         media["recorded_at"] = self.media.recorded_at.isoformat()
         return {
             "source": self.source,
             "file": self.relative_path,
-            "path": self.path,
+            "video_path": MetadataValue.path(self.path),
             "bytes": self.bytes,
             "sha256": self.sha256,
             **media,
+            "resolution": self.media.resolution,
         }
 
 
@@ -74,15 +84,19 @@ def probe_media(path: Path) -> MediaInfo:
             fps = float(stream.average_rate or stream.guessed_rate or 0)
             duration_s = _duration_s(container, stream)
             frame_count = stream.frames or round(duration_s * fps)
-            next(container.decode(stream))
+            first = next(container.decode(stream))
+            rotation = round(first.rotation) % 360
+            size = (stream.codec_context.width, stream.codec_context.height)
+            width, height = reversed(size) if rotation in (90, 270) else size
             info = MediaInfo(
                 duration_s=round(duration_s, 6),
                 fps=round(fps, 6),
                 frame_count=int(frame_count),
-                width=stream.codec_context.width,
-                height=stream.codec_context.height,
+                width=width,
+                height=height,
                 codec=stream.codec_context.name,
                 recorded_at=_recording_start(container.metadata, path, duration_s),
+                rotation=rotation,
             )
     except (av.error.FFmpegError, StopIteration, UnicodeDecodeError) as exc:
         raise UnreadableVideoError(

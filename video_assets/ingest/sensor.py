@@ -4,9 +4,11 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from video_assets.ingest.assets import VIDEO_ASSETS, videos_partitions
+from video_assets.ingest.assets import PROCESS_VIDEO, videos_partitions
 from video_assets.ingest.library import VideoLibrary
 from video_assets.ingest.tick import DropCursor, Settlement, TickPlan, plan_tick
+
+RAW_VIDEO = dg.AssetKey("raw_video")
 
 SENSOR_NAME = "drop_folder_sensor"
 QUEUE_TAG = "dagster-celery/queue"  # read by dagster-celery's run launcher
@@ -20,7 +22,7 @@ def build_drop_folder_sensor(interval_s: int, source_queues: Mapping[str, str] |
         name=SENSOR_NAME,
         minimum_interval_seconds=interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        target=VIDEO_ASSETS,
+        job_name=PROCESS_VIDEO,
         description="Registers each video dropped into a drop folder as a partition and runs it, "
         "once its size and mtime stop changing.",
     )
@@ -34,6 +36,7 @@ def build_drop_folder_sensor(interval_s: int, source_queues: Mapping[str, str] |
         )
         _log_settlements(context, plan)
         return dg.SensorResult(
+            asset_events=skipped_file_observations(plan),
             run_requests=[_run_request(s, source_queues or {}) for s in plan.keys_to_run],
             dynamic_partitions_requests=[videos_partitions.build_add_request(plan.new_keys)] if plan.new_keys else [],
             cursor=plan.cursor.to_json(),
@@ -69,6 +72,32 @@ def _log_settlements(context: dg.SensorEvaluationContext, plan: TickPlan) -> Non
             context.log.info(f"Skipped {s.file.path}: same content as video {s.duplicate_of}.")
         else:
             context.log.info(f"{s.file.path} -> video {s.key} ({s.outcome})")
+
+
+def skipped_file_observations(plan: TickPlan) -> list[dg.AssetObservation]:
+    """A file the sensor will not run, recorded on raw_video (Events tab of its page) besides the tick log:
+    a duplicate on the partition of the video it duplicates, anything else unpartitioned."""
+    observations = []
+    for s in plan.settled:
+        if s.outcome not in ("duplicate", "not_video"):
+            continue
+        reason = f"same content as video {s.duplicate_of}" if s.outcome == "duplicate" else (
+            f"not a video file (extension {s.file.path.suffix or 'none'}); move it out of the drop folder"
+        )
+        observations.append(
+            dg.AssetObservation(
+                asset_key=RAW_VIDEO,
+                partition=s.duplicate_of if s.outcome == "duplicate" else None,
+                description=f"Skipped {s.file.path}: {reason}",
+                metadata={
+                    "skipped_file": dg.MetadataValue.path(str(s.file.path)),
+                    "source": s.file.source,
+                    "skipped_because": s.outcome,
+                    "detail": reason,
+                },
+            )
+        )
+    return observations
 
 
 def _skip_reason(plan: TickPlan) -> str | None:

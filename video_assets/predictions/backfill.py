@@ -17,7 +17,7 @@ from datetime import datetime
 import dagster as dg
 
 from video_assets.backends.resource import BackendSwitch
-from video_assets.ingest.assets import VIDEO_ASSETS, videos_partitions
+from video_assets.ingest.assets import PROCESS_VIDEO, videos_partitions
 from video_assets.ingest.sensor import SOURCE_TAG, queue_tag
 from video_assets.predictions.assets import FRAME_PREDICTIONS
 from video_assets.runs import UNFINISHED, failure_of, runs_by_partition
@@ -52,7 +52,7 @@ def build_backfill_schedule(cron: str, batch_size: int, source_queues: Mapping[s
         name=SCHEDULE_NAME,
         cron_schedule=cron,
         execution_timezone="UTC",
-        target=VIDEO_ASSETS,
+        job_name=PROCESS_VIDEO,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"Re-runs up to {batch_size} missing, failed or stale videos per tick "
         "(run concurrency is capped by the instance's run queue).",

@@ -4,6 +4,8 @@
 - frames: one row per processed frame with its detection count, so "nothing detected" (a frame
   row with detection_count 0) and "not processed" (no frame row) differ.
 - videos: one row per video: what was probed and how it was processed.
+- tracks: one row per tracked object (written by the preview assets, after the predictions): when it
+  was seen, how surely, which lines it crossed and zones it entered, and a JPEG snapshot of it.
 
 Live cameras write the same three tables (one "video" per camera per hour) plus their health as data:
 - camera_segments: one row per committed segment: frames processed and dropped, first and last frame.
@@ -61,8 +63,9 @@ VIDEOS = pa.schema(
         pa.field("bytes", pa.int64(), nullable=False),
         pa.field("duration_s", pa.float64(), nullable=False),
         pa.field("fps", pa.float64(), nullable=False),
-        pa.field("width", pa.int32(), nullable=False),
+        pa.field("width", pa.int32(), nullable=False),  # of the picture the model saw (rotation applied)
         pa.field("height", pa.int32(), nullable=False),
+        pa.field("rotation", pa.int32(), nullable=False),  # degrees counterclockwise, from the display matrix
         pa.field("codec", pa.string(), nullable=False),
         pa.field("recorded_at", UTC_TS, nullable=False),
         pa.field("frames_expected", pa.int64(), nullable=False),
@@ -73,6 +76,54 @@ VIDEOS = pa.schema(
 )
 
 TABLES: dict[str, pa.Schema] = {"detections": DETECTIONS, "frames": FRAMES, "videos": VIDEOS}
+
+CROSSING = pa.struct(
+    [
+        pa.field("line", pa.string(), nullable=False),  # the workflow step that counts it
+        pa.field("direction", pa.string(), nullable=False),  # in | out, as the line counter counts them
+        pa.field("frame_idx", pa.int64(), nullable=False),
+        pa.field("ts", UTC_TS, nullable=False),
+    ]
+)
+ZONE_VISIT = pa.struct(
+    [
+        pa.field("zone", pa.string(), nullable=False),  # the workflow step that watches it
+        pa.field("entered_frame", pa.int64(), nullable=False),
+        pa.field("entered_ts", UTC_TS, nullable=False),
+        pa.field("frames_inside", pa.int64(), nullable=False),
+    ]
+)
+
+TRACKS = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("tracker_id", pa.int64(), nullable=False),
+        pa.field("class_name", pa.string(), nullable=False),  # the class it was given most often
+        pa.field("first_frame", pa.int64(), nullable=False),
+        pa.field("last_frame", pa.int64(), nullable=False),
+        pa.field("first_seen_s", pa.float64(), nullable=False),
+        pa.field("last_seen_s", pa.float64(), nullable=False),
+        pa.field("first_ts", UTC_TS, nullable=False),
+        pa.field("last_ts", UTC_TS, nullable=False),
+        pa.field("duration_s", pa.float64(), nullable=False),  # last - first + one frame
+        pa.field("frames_seen", pa.int64(), nullable=False),
+        pa.field("max_confidence", pa.float32()),
+        pa.field("mean_confidence", pa.float32()),
+        pa.field("best_frame", pa.int64(), nullable=False),  # highest confidence, then largest box
+        pa.field("best_ts", UTC_TS, nullable=False),
+        pa.field("best_x", pa.float32(), nullable=False),
+        pa.field("best_y", pa.float32(), nullable=False),
+        pa.field("best_width", pa.float32(), nullable=False),
+        pa.field("best_height", pa.float32(), nullable=False),
+        pa.field("crossings", pa.list_(CROSSING), nullable=False),
+        pa.field("zones", pa.list_(ZONE_VISIT), nullable=False),
+        pa.field("snapshot", pa.string()),  # JPEG of the object at best_frame, beside the Parquet; NULL if none
+        *_LINEAGE_COLUMNS,
+    ]
+)
+
+DERIVED_TABLES: dict[str, pa.Schema] = {"tracks": TRACKS}  # made from the three above by the preview assets
 
 CAMERA_SEGMENTS = pa.schema(
     [

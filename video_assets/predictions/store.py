@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 
 from video_assets.backends.base import BackendIdentity
 from video_assets.ingest.probe import VideoProbe
-from video_assets.predictions.schema import CAMERA_TABLES, TABLES
+from video_assets.predictions.schema import CAMERA_TABLES, DERIVED_TABLES, TABLES
 from video_assets.predictions.writer import PredictionWriter
 from video_assets.storage import table_file
 
@@ -20,6 +21,16 @@ _DUCKDB_TYPES = {
     "float": "FLOAT",
     "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
 }
+SCHEMAS = {**TABLES, **DERIVED_TABLES, **CAMERA_TABLES}
+
+
+def duckdb_type(kind: pa.DataType) -> str:
+    """The DuckDB type a Parquet column of this Arrow type reads as."""
+    if pa.types.is_list(kind):
+        return f"{duckdb_type(kind.value_type)}[]"
+    if pa.types.is_struct(kind):
+        return "STRUCT(" + ", ".join(f'"{f.name}" {duckdb_type(f.type)}' for f in kind) + ")"
+    return _DUCKDB_TYPES[str(kind)]
 
 
 class PredictionStore(dg.ConfigurableResource):
@@ -44,6 +55,5 @@ class PredictionStore(dg.ConfigurableResource):
         if any(Path(self.root, table).glob(f"video_id={videos}/*.parquet")):
             quoted = pattern.replace("'", "''")
             return f"read_parquet('{quoted}', union_by_name = true, hive_partitioning = false)"
-        schema = TABLES.get(table) or CAMERA_TABLES[table]
-        columns = ", ".join(f"NULL::{_DUCKDB_TYPES[str(f.type)]} AS {f.name}" for f in schema)
+        columns = ", ".join(f"NULL::{duckdb_type(f.type)} AS {f.name}" for f in SCHEMAS[table])
         return f"(SELECT {columns} WHERE false)"

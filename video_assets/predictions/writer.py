@@ -153,4 +153,5 @@ class PredictionWriter:
             frames_processed=self.frames_processed,
             sha256=self.video.sha256,
             bytes=self.video.bytes,
+            rotation=media.rotation,
         )

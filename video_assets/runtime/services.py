@@ -5,7 +5,8 @@
 - the Dagster daemon (`dagster-daemon run`): sensor and schedule ticks, the run queue, backfills,
   run monitoring; `video-assets process` follows its progress through the instance;
 - the run workers (`celery ... worker`): long-lived processes that execute runs;
-- for `video-assets dev`, the webserver (`dagster-webserver`).
+- for `video-assets dev`, the webserver (`dagster-webserver`) and the media server that serves the
+  preview pictures the UI shows (previews/server.py, on VIDEO_ASSETS_MEDIA_PORT).
 
 Each service runs in its own process group with its output in VIDEO_ASSETS_HOME/logs/<name>.log; on
 exit every group gets SIGTERM, and SIGKILL whatever is still alive a few seconds later. One set of
@@ -157,10 +158,12 @@ def local_services(settings: Settings, webserver_args: list[str] | None = None) 
                 running.services.append(service)
             workspace = shared_workspace(settings, port)
             _wait_for_port(port, running)
-            for service in (
-                daemon(workspace, settings),
-                *([webserver(workspace, settings, webserver_args)] if webserver_args is not None else []),
-            ):
+            ui = (
+                [webserver(workspace, settings, webserver_args), media_server(settings, webserver_args)]
+                if webserver_args is not None
+                else []
+            )
+            for service in (daemon(workspace, settings), *ui):
                 service.start(env)
                 running.services.append(service)
             yield running
@@ -213,6 +216,14 @@ def worker_command(settings: Settings, queues: tuple[str, ...], concurrency: int
 def webserver(workspace: Path, settings: Settings, args: list[str]) -> Service:
     command = [_bin("dagster-webserver"), "-w", str(workspace), *args]
     return Service("Dagster webserver", command, settings.logs_dir / "webserver.log")
+
+
+def media_server(settings: Settings, webserver_args: list[str]) -> Service:
+    """On the webserver's host (the browser that reaches one reaches the other), at VIDEO_ASSETS_MEDIA_PORT."""
+    flag = next((f for f in ("--host", "-h") if f in webserver_args), None)
+    host = webserver_args[webserver_args.index(flag) + 1] if flag else "127.0.0.1"
+    command = [sys.executable, "-m", "video_assets.previews.server", "--host", host, "--port", str(settings.media_port)]
+    return Service("media server", command, settings.logs_dir / "media-server.log")
 
 
 def record_worker_error(settings: Settings, message: str) -> None:

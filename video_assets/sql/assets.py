@@ -5,14 +5,33 @@ from typing import Any, Mapping, Sequence
 
 import dagster as dg
 
+from video_assets.glossary import described
 from video_assets.predictions.store import PredictionStore
 from video_assets.sql.checks import SqlCheck
 from video_assets.sql.models import SOURCES, SqlModel, load_models, render_sql
 from video_assets.sql.warehouse import Warehouse
 
 SQL_GROUP = "sql"
+METADATA = {
+    "sql_file": "The model's SELECT (definition).",
+    "preview": "The first rows, transposed: one line per column, one column per row.",
+    "sample": "(on a failed data test) offending rows.",
+    "offending_rows": "(on a data test) rows that break it.",
+}
+BUILD_SQL_MODELS = "build_sql_models"
+
+
+def build_sql_models_job() -> Any:  # an unresolved asset job (its class is not public)
+    """Made anew for each load of the definitions (see ingest.assets.process_video_job)."""
+    return dg.define_asset_job(
+        BUILD_SQL_MODELS,
+        selection=dg.AssetSelection.groups(SQL_GROUP),
+        description="Every SQL model of dbt_like_sql/, rebuilt from the Parquet tables, and its data tests.",
+    )
 DUCKDB_POOL = "duckdb"
-PREVIEW_ROWS = 10
+PREVIEW_ROWS = 5  # shown transposed: one line per column, one column per row
+PREVIEW_CELL_CHARS = 40
+SAMPLE_ROWS = 10
 
 # Rebuild when new predictions land, even if some videos failed (eager() would wait for every
 # partition upstream), once no upstream run is in progress and upstream blocking checks passed.
@@ -23,11 +42,11 @@ REBUILD_ON_NEW_DATA = (
 
 
 def build_sql_assets(
-    sql_dir: Path, upstream: Sequence[dg.AssetKey], variables: Mapping[str, list[Any]]
+    sql_dir: Path, producers: Mapping[str, Sequence[dg.AssetKey]], variables: Mapping[str, list[Any]]
 ) -> list[dg.AssetsDefinition]:
-    """`upstream`: the assets whose Parquet the sources read (frame_predictions, camera_window);
+    """`producers`: for each Parquet table, the assets that write it (a model reading it is downstream of them);
     `variables`: the lists data tests may name with {{ var('...') }}."""
-    return [_model_asset(model, upstream) for model in load_models(sql_dir, variables)]
+    return [_model_asset(model, producers) for model in load_models(sql_dir, variables)]
 
 
 def build_sql_automation_sensor() -> dg.AutomationConditionSensorDefinition:
@@ -40,8 +59,9 @@ def build_sql_automation_sensor() -> dg.AutomationConditionSensorDefinition:
     )
 
 
-def _model_asset(model: SqlModel, upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
-    deps = [dg.AssetKey(ref) for ref in model.refs] + (list(upstream) if model.sources else [])
+def _model_asset(model: SqlModel, producers: Mapping[str, Sequence[dg.AssetKey]]) -> dg.AssetsDefinition:
+    upstream = {key: None for source in model.sources for key in producers.get(SOURCES[source], ())}
+    deps = [dg.AssetKey(ref) for ref in model.refs] + list(upstream)
     check_specs = [
         dg.AssetCheckSpec(check.name, asset=model.name, description=check.description, blocking=True)
         for check in model.checks
@@ -55,8 +75,14 @@ def _model_asset(model: SqlModel, upstream: Sequence[dg.AssetKey]) -> dg.AssetsD
         deps=deps,
         check_specs=check_specs,
         automation_condition=REBUILD_ON_NEW_DATA,
-        description=model.description,
-        metadata={"sql_file": dg.MetadataValue.path(str(model.path))},
+        description=described(model.description, METADATA),
+        metadata={
+            "sql_file": dg.MetadataValue.path(str(model.path)),
+            # Before the first build too, the UI lists what each column means.
+            "dagster/column_schema": dg.TableSchema(
+                columns=[dg.TableColumn(name, "", description=text) for name, text in model.columns.items()]
+            ),
+        },
     )
     def _build(warehouse: Warehouse, store: PredictionStore) -> dg.MaterializeResult:
         with warehouse.build() as conn:
@@ -64,7 +90,7 @@ def _model_asset(model: SqlModel, upstream: Sequence[dg.AssetKey]) -> dg.AssetsD
             conn.execute("BEGIN TRANSACTION")
             conn.execute(f'CREATE OR REPLACE {model.materialized.upper()} "{model.name}" AS {model.render(store.relation_sql)}')
             conn.execute("COMMIT")
-            metadata = table_metadata(conn, model.name)
+            metadata = table_metadata(conn, model.name, model.columns)
             results = [_run_check(conn, model.name, check, store) for check in model.checks]
         return dg.MaterializeResult(metadata=metadata, check_results=results)
 
@@ -82,7 +108,7 @@ def _run_check(conn: Any, table: str, check: SqlCheck, store: PredictionStore) -
     count = conn.execute(f"SELECT count(*) FROM ({offending})").fetchone()[0]
     metadata: dict[str, Any] = {"offending_rows": count}
     if count:
-        sample = conn.execute(f"SELECT * FROM ({offending}) LIMIT {PREVIEW_ROWS}")
+        sample = conn.execute(f"SELECT * FROM ({offending}) LIMIT {SAMPLE_ROWS}")
         metadata["sample"] = dg.MetadataValue.md(_markdown_table([d[0] for d in sample.description], sample.fetchall()))
     return dg.AssetCheckResult(
         check_name=check.name,
@@ -94,17 +120,36 @@ def _run_check(conn: Any, table: str, check: SqlCheck, store: PredictionStore) -
     )
 
 
-def table_metadata(conn: Any, table: str) -> dict:
-    """Row count, column schema and a preview of the first rows, for the asset's page in the UI."""
+def table_metadata(conn: Any, table: str, descriptions: Mapping[str, str] | None = None) -> dict:
+    """Row count, column schema (with each column's description) and a preview of the first rows."""
+    descriptions = descriptions or {}
     row_count = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
     columns = conn.execute(f'DESCRIBE "{table}"').fetchall()
     preview = conn.execute(f'SELECT * FROM "{table}" LIMIT {PREVIEW_ROWS}')
+    schema = [dg.TableColumn(name, str(kind), description=descriptions.get(name)) for name, kind, *_ in columns]
     return {
         "dagster/row_count": row_count,
-        "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(name, str(kind)) for name, kind, *_ in columns]),
+        "dagster/column_schema": dg.TableSchema(columns=schema),
         "dagster/table_name": table,
-        "preview": dg.MetadataValue.md(_markdown_table([d[0] for d in preview.description], preview.fetchall())),
+        "preview": dg.MetadataValue.md(transposed_table([d[0] for d in preview.description], preview.fetchall())),
     }
+
+
+def transposed_table(header: list[str], rows: list[tuple]) -> str:
+    """The first rows as columns and the table's columns as rows: a wide table stays readable in the UI's
+    metadata column (a row per column, however many columns the model has)."""
+    if not rows:
+        return "No rows."
+    lines = ["| column | " + " | ".join(f"row {i + 1}" for i in range(len(rows))) + " |", "|---" * (len(rows) + 1) + "|"]
+    for i, name in enumerate(header):
+        lines.append(f"| **{_cell(name)}** | " + " | ".join(_cell(row[i]) for row in rows) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    text = text if len(text) <= PREVIEW_CELL_CHARS else text[: PREVIEW_CELL_CHARS - 1] + "…"
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _markdown_table(header: list[str], rows: list[tuple]) -> str:

@@ -2,17 +2,19 @@
 
 A model is a SELECT in `<name>.sql`. Its leading `--` comment lines are its description.
 `{{ ref('other_model') }}` names another model's table; `{{ source('predictions') }}` (alias
-`detections`), `{{ source('frames') }}` and `{{ source('videos') }}` name the Parquet tables; live cameras add
+`detections`), `{{ source('frames') }}`, `{{ source('videos') }}` and `{{ source('tracks') }}` (one row per
+tracked object, written by the preview assets) name the Parquet tables; live cameras add
 `{{ source('camera_segments') }}` and `{{ source('camera_gaps') }}` (their health as data).
-Beside the model, `<name>.yml` holds its data tests (`checks:`, see checks.py) and how it is
-materialized: `materialized: table` (the default: built when its inputs change) or `view` (computed
-when read, for per-row steps other models and the Vision Events sink build on).
+Beside the model, `<name>.yml` holds its data tests (`checks:`, see checks.py), what each column
+means (`columns: {name: description}`, shown in the UI's column schema) and how it is materialized:
+`materialized: table` (the default: built when its inputs change) or `view` (computed when read, for
+per-row steps other models and the Vision Events sink build on).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping
 
@@ -22,12 +24,14 @@ from video_assets.sql.checks import CheckDefinitionError, SqlCheck, parse_checks
 
 Materialized = Literal["table", "view"]
 
-# source name -> Parquet table (written by frame_predictions and camera_window; the camera_* tables by cameras only)
+# source name -> Parquet table (written by frame_predictions and camera_window; the camera_* tables by cameras
+# only; tracks by video_preview and camera_preview)
 SOURCES = {
     "predictions": "detections",
     "detections": "detections",
     "frames": "frames",
     "videos": "videos",
+    "tracks": "tracks",
     "camera_segments": "camera_segments",
     "camera_gaps": "camera_gaps",
 }
@@ -51,6 +55,7 @@ class SqlModel:
     sources: tuple[str, ...]
     checks: tuple[SqlCheck, ...] = ()
     materialized: Materialized = "table"
+    columns: Mapping[str, str] = field(default_factory=dict)  # column -> what it means, from the .yml
 
     def render(self, source_relation: Callable[[str], str]) -> str:
         """The model's SELECT with refs turned into table names and sources into Parquet scans."""
@@ -107,6 +112,7 @@ def _parse(path: Path, variables: Mapping[str, list[Any]]) -> SqlModel:
         sources=sources,
         checks=checks,
         materialized=materialized,
+        columns=_columns(path.with_suffix(".yml"), config.get("columns")),
     )
 
 
@@ -117,10 +123,18 @@ def _config(path: Path) -> dict[str, Any]:
         config = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise CheckDefinitionError(f"{path}: not valid YAML ({exc})") from exc
-    unknown = set(config) - {"checks", "materialized"} if isinstance(config, dict) else {"(not a mapping)"}
+    unknown = set(config) - {"checks", "materialized", "columns"} if isinstance(config, dict) else {"(not a mapping)"}
     if unknown:
-        raise CheckDefinitionError(f"{path}: unknown key(s) {sorted(unknown)}; use checks and materialized")
+        raise CheckDefinitionError(f"{path}: unknown key(s) {sorted(unknown)}; use checks, columns and materialized")
     return config
+
+
+def _columns(path: Path, spec: Any) -> dict[str, str]:
+    """The `columns:` section: a mapping of column name to a sentence saying what it holds."""
+    spec = spec or {}
+    if not isinstance(spec, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in spec.items()):
+        raise SqlModelError(f"{path}: `columns` must map each column name to its description (a string)")
+    return {name: " ".join(text.split()) for name, text in spec.items()}
 
 
 def _leading_comment(sql: str) -> str:

@@ -2,10 +2,12 @@
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 from video_assets.failures import as_failure
+from video_assets.glossary import described
 from video_assets.predictions.store import PredictionStore
 from video_assets.streams.cameras import CameraConfigError
 from video_assets.streams.store import CameraStore, camera_video_id
@@ -13,11 +15,41 @@ from video_assets.streams.window import NoSegmentsError, WindowSummary, publish_
 
 CAMERA_GROUP = "cameras"
 CAMERA_WINDOW = dg.AssetKey("camera_window")
-# Everything computed per camera hour; the camera sensor's runs target this selection.
+# Everything computed per camera hour; the camera sensor runs it as the job publish_camera_hour.
 CAMERA_ASSETS = dg.AssetSelection.groups(CAMERA_GROUP)
+PUBLISH_CAMERA_HOUR = "publish_camera_hour"
+
+
+def publish_camera_hour_job() -> Any:  # an unresolved asset job (its class is not public)
+    """Made anew for each load of the definitions (see ingest.assets.process_video_job)."""
+    return dg.define_asset_job(
+        PUBLISH_CAMERA_HOUR,
+        selection=CAMERA_ASSETS,
+        description="One camera hour: publish its committed segments as tables, then its preview and tracks.",
+    )
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"  # HourlyPartitionsDefinition's key format
 camera_names = dg.DynamicPartitionsDefinition(name="cameras")  # added by the sensor from the camera file
 GAPS_SHOWN = 20
+METADATA = {
+    "video_id": "The hour's id in the prediction tables: camera@YYYY-MM-DDTHH.",
+    "segments": "Segments the camera worker committed for the hour.",
+    "frames_processed": "Frames the workflow processed.",
+    "frames_dropped": "Frames received but not processed (buffer full, or max_fps).",
+    "dropped_pct": "frames_dropped as a percentage of frames received.",
+    "first_frame_ts": "First frame received in the hour (UTC).",
+    "last_frame_ts": "Last frame received in the hour (UTC).",
+    "processed_fps": "Frames processed per second of the time the camera was delivering (processing speed).",
+    "source_fps": "The frame rate the stream declares.",
+    "reconnects": "Times the stream was opened again after being lost.",
+    "gaps": "Intervals without any frame.",
+    "gap_seconds": "Their total length.",
+    "gap_list": "The latest gaps: start, end, length, cause, reconnect attempts.",
+    "detections_file": "The hour's detections Parquet file.",
+    "frames_file": "The hour's frames Parquet file.",
+    "videos_file": "The hour's videos Parquet file (one row).",
+    "camera_segments_file": "The hour's camera_segments Parquet file.",
+    "camera_gaps_file": "The hour's camera_gaps Parquet file.",
+}
 
 
 def camera_partitions(start: date) -> dg.MultiPartitionsDefinition:
@@ -36,8 +68,10 @@ def build_camera_window(start: date) -> dg.AssetsDefinition:
         partitions_def=camera_partitions(start),
         group_name=CAMERA_GROUP,
         kinds={"parquet"},
-        description="One camera's hour of live predictions (detections, frames, videos tables) and its health "
-        "(camera_segments, camera_gaps), published from the segments its ingest worker committed.",
+        description=described(
+            "One camera's hour of live predictions (detections, frames, videos tables) and its health "
+            "(camera_segments, camera_gaps), published from the segments its ingest worker committed.", METADATA
+        ),
     )
     def camera_window(
         context: dg.AssetExecutionContext, cameras: CameraStore, store: PredictionStore

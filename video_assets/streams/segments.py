@@ -7,6 +7,12 @@ received and `time_offset_s` its distance from the start of the hour. A window's
 the concatenation of its segments.
 
 A segment never spans two windows: a frame of a new hour seals the previous hour's segment.
+
+A camera's frames cannot be decoded again later, so a segment also keeps what the hour's preview needs
+(previews/sources.py): a JPEG thumbnail of a processed frame every THUMBNAIL_EVERY_S seconds
+(`thumbnails/<frame_idx>.jpg`, ~30 KB each, 120 an hour) and, for each object, a crop of it at its best
+sighting in the segment (`snapshots/<tracker_id>-<frame_idx>.jpg`: most confident, then largest), chosen
+as the video files' snapshots are. Crops are kept in memory and encoded only when the segment commits.
 """
 
 from __future__ import annotations
@@ -24,11 +30,16 @@ import pyarrow.parquet as pq
 
 from video_assets.backends.base import BackendIdentity, Detection, FramePrediction
 from video_assets.predictions.schema import CAMERA_TABLES, TABLES
+from video_assets.previews.render import crop_with_margin, snapshot_jpeg, thumbnail_jpeg
+from video_assets.previews.tracks import best_key
 from video_assets.storage import frame_rows, new_token, publish_folder, sweep_stale_temps, temp_path
 from video_assets.streams.store import CameraStore, camera_video_id, window_start
 
 SCHEMAS = {**TABLES, **CAMERA_TABLES}
 STALE_TEMP_S = 3600.0  # a segment folder still hidden after an hour was left by a killed worker
+THUMBNAIL_EVERY_S = 30.0
+THUMBNAILS = "thumbnails"
+SNAPSHOTS = "snapshots"
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,8 @@ class _OpenSegment:
     source_fps: float | None = None
     size: tuple[int, int] | None = None
     sealed: bool = False  # a later hour has begun: commit without waiting for segment_s
+    thumbnails: dict[int, bytes] = field(default_factory=dict)  # frame_idx -> JPEG
+    crops: dict[int, tuple[tuple[float, float, int], int, Any]] = field(default_factory=dict)  # tracker -> (key, frame, crop)
 
     @property
     def empty(self) -> bool:
@@ -101,6 +114,7 @@ class SegmentRecorder:
         self._open: dict[datetime, _OpenSegment] = {}  # by window; two only around the turn of an hour
         self._next_idx: dict[datetime, int] = {}
         self._uncommitted: list[_OpenSegment] = []  # closed, waiting to be written (retried if writing fails)
+        self._last_thumbnail: datetime | None = None
 
     def add_frame(
         self,
@@ -111,8 +125,10 @@ class SegmentRecorder:
         reconnects_before: int = 0,
         size: tuple[int, int] | None = None,
         source_fps: float | None = None,
+        image: Any = None,
     ) -> None:
-        """Record one processed frame, received at `received_at`, after `dropped_before` unprocessed ones."""
+        """Record one processed frame, received at `received_at`, after `dropped_before` unprocessed ones;
+        `image` (the BGR picture the model saw) feeds the preview's thumbnails and object crops."""
         received_at = received_at.astimezone(timezone.utc)
         with self._lock:
             segment = self._segment_for(received_at)
@@ -132,6 +148,22 @@ class SegmentRecorder:
             segment.source_fps = source_fps or segment.source_fps
             for window, older in self._open.items():
                 older.sealed = older.sealed or window < segment.window
+            if image is not None:
+                self._keep_pictures(segment, frame_idx, received_at, detections, image)
+
+    def _keep_pictures(
+        self, segment: _OpenSegment, frame_idx: int, received_at: datetime, detections: tuple[Detection, ...], image: Any
+    ) -> None:
+        if self._last_thumbnail is None or (received_at - self._last_thumbnail).total_seconds() >= THUMBNAIL_EVERY_S:
+            segment.thumbnails[frame_idx] = thumbnail_jpeg(image)
+            self._last_thumbnail = received_at
+        for det in detections:
+            if det.tracker_id is None:
+                continue
+            key = best_key(det.confidence, det.width, det.height, frame_idx)
+            kept = segment.crops.get(det.tracker_id)
+            if kept is None or key > kept[0]:
+                segment.crops[det.tracker_id] = (key, frame_idx, crop_with_margin(image, det.x, det.y, det.width, det.height))
 
     def add_dropped(self, count: int, at: datetime) -> None:
         """Frames read from the camera around `at` that will never be processed (purged at shutdown)."""
@@ -195,11 +227,21 @@ class SegmentRecorder:
             for table, rows in tables.items():
                 table_data = pa.Table.from_pylist(rows, schema=SCHEMAS[table])
                 pq.write_table(table_data, temp / f"{table}.parquet", compression="zstd")
+            self._write_pictures(segment, temp)
             publish_folder(temp, final)
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise
         return CommittedSegment(final, len(segment.frames), segment.dropped, len(segment.gaps), segment.last_ts)
+
+    @staticmethod
+    def _write_pictures(segment: _OpenSegment, folder: Path) -> None:
+        (folder / THUMBNAILS).mkdir(exist_ok=True)
+        (folder / SNAPSHOTS).mkdir(exist_ok=True)
+        for frame_idx, jpeg in segment.thumbnails.items():
+            (folder / THUMBNAILS / f"{frame_idx}.jpg").write_bytes(jpeg)
+        for tracker, (_, frame_idx, crop) in segment.crops.items():
+            (folder / SNAPSHOTS / f"{tracker}-{frame_idx}.jpg").write_bytes(snapshot_jpeg(crop))
 
     def _segment_row(self, segment: _OpenSegment) -> dict[str, Any]:
         width, height = segment.size or (None, None)

@@ -13,7 +13,12 @@ from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 
-from video_assets.streams.assets import CAMERA_ASSETS, CAMERA_WINDOW, camera_names, camera_partition_key
+from video_assets.streams.assets import (
+    CAMERA_WINDOW,
+    PUBLISH_CAMERA_HOUR,
+    camera_names,
+    camera_partition_key,
+)
 from video_assets.streams.cameras import CameraConfigError
 from video_assets.streams.status import worker_health
 from video_assets.streams.store import CameraStore, window_name, window_start
@@ -106,7 +111,7 @@ def build_camera_sensor(interval_s: int, first_day: date) -> dg.SensorDefinition
         name=SENSOR_NAME,
         minimum_interval_seconds=interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        target=CAMERA_ASSETS,
+        job_name=PUBLISH_CAMERA_HOUR,
         description="Publishes camera hours whose ingest workers committed new segments, and observes "
         "each worker's health (state, last frame, fps, drops, gaps).",
     )

@@ -233,7 +233,9 @@ class CameraWorker:
                 reconnects, self._reconnects_pending = self._reconnects_pending, 0
             detections, outputs = parse_result(result, self.camera.detections_output)
             height, width = frame.image.shape[:2]
-            self.recorder.add_frame(received_at, detections, outputs, dropped, reconnects, (width, height), frame.fps)
+            self.recorder.add_frame(
+                received_at, detections, outputs, dropped, reconnects, (width, height), frame.fps, image=frame.image
+            )
             self.health.add_frame(received_at, dropped)
         except Exception as exc:
             self._error(f"could not record a frame: {type(exc).__name__}: {exc}")

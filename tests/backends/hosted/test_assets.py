@@ -131,7 +131,7 @@ def test_the_hosted_graph_is_chosen_by_environment(settings) -> None:
     defs = build_definitions(Settings.from_env(env))
     graph = defs.resolve_asset_graph()
     videos = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "videos"}
-    assert videos == {"raw_video", "uploaded_video", "inference_job", "frame_predictions"}
+    assert videos == {"raw_video", "uploaded_video", "inference_job", "frame_predictions", "video_preview"}
     assert dg.AssetKey("inference_job") in graph.get(dg.AssetKey("frame_predictions")).parent_keys
     assert dg.AssetKey("uploaded_video") in graph.get(dg.AssetKey("inference_job")).parent_keys
 

@@ -15,16 +15,36 @@ from video_assets.backends.base import BackendError
 from video_assets.backends.hosted.backend import KIND, HostedBackend, without_query
 from video_assets.backends.resource import BackendSwitch
 from video_assets.failures import as_failure
+from video_assets.glossary import described
 from video_assets.ingest.assets import VIDEO_GROUP, videos_partitions
 from video_assets.ingest.probe import VideoProbe
 from video_assets.runs import limit_runtime
 
+SKIPPED = {"skipped": "Why nothing was done: another backend kind was chosen for this run."}
+UPLOAD_METADATA = {
+    "file": "The video file uploaded.",
+    "bytes": "Its size.",
+    "video_url": "Where the hosted API reads it (the signed URL, its signature left out).",
+    "uploaded_at": "When it was uploaded (an earlier upload of the same content is reused).",
+    "api_url": "The Roboflow API used.",
+    **SKIPPED,
+}
+JOB_METADATA = {
+    "job_id": "The hosted job's id (one per video, workflow or model, and fps; never submitted twice).",
+    "target": "The workflow or model the job runs.",
+    "fps": "Frames per second sampled from the video.",
+    "spend_estimate_frames": "Frames the job will infer (the sampled ones).",
+    "spend_estimate_credits": "Estimated Roboflow credits for them.",
+    "submitted_at": "When the job was submitted.",
+    "frames_submitted_in_ledger": "Frames submitted by every hosted job this installation has recorded.",
+    **SKIPPED,
+}
 
 @dg.asset(
     partitions_def=videos_partitions,
     group_name=VIDEO_GROUP,
     kinds={"roboflow"},
-    description="The video uploaded to the hosted API's signed URL (streamed from disk; skipped if already uploaded).",
+    description=described("The video uploaded to the hosted API's signed URL (streamed from disk; skipped if already uploaded).", UPLOAD_METADATA),
 )
 def uploaded_video(
     context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: BackendSwitch
@@ -50,7 +70,7 @@ def uploaded_video(
     group_name=VIDEO_GROUP,
     kinds={"roboflow"},
     deps=[uploaded_video],
-    description="One hosted inference job per (video, workflow or model, fps): submitted once, polled until done.",
+    description=described("One hosted inference job per (video, workflow or model, fps): submitted once, polled until done.", JOB_METADATA),
 )
 def inference_job(
     context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: BackendSwitch
