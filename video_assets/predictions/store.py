@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import dagster as dg
 
@@ -42,8 +43,20 @@ class PredictionStore(dg.ConfigurableResource):
         and empty while no such video has been processed."""
         pattern = self.glob(table, videos)
         if any(Path(self.root, table).glob(f"video_id={videos}/*.parquet")):
-            quoted = pattern.replace("'", "''")
-            return f"read_parquet('{quoted}', union_by_name = true, hive_partitioning = false)"
-        schema = TABLES.get(table) or CAMERA_TABLES[table]
-        columns = ", ".join(f"NULL::{_DUCKDB_TYPES[str(f.type)]} AS {f.name}" for f in schema)
-        return f"(SELECT {columns} WHERE false)"
+            return _parquet_sql([pattern])
+        return _empty_sql(table)
+
+    def files_relation_sql(self, table: str, files: Sequence[str]) -> str:
+        """SQL for the table read from these files only (the videos an incremental build needs)."""
+        return _parquet_sql(files) if files else _empty_sql(table)
+
+
+def _parquet_sql(paths: Sequence[str]) -> str:
+    quoted = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+    return f"read_parquet([{quoted}], union_by_name = true, hive_partitioning = false)"
+
+
+def _empty_sql(table: str) -> str:
+    schema = TABLES.get(table) or CAMERA_TABLES[table]
+    columns = ", ".join(f"NULL::{_DUCKDB_TYPES[str(f.type)]} AS {f.name}" for f in schema)
+    return f"(SELECT {columns} WHERE false)"

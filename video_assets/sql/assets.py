@@ -1,13 +1,16 @@
 """One Dagster asset per SQL model: a DuckDB table swapped in atomically, its data tests as asset checks."""
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from video_assets.predictions.store import PredictionStore
+from video_assets.sql import incremental
 from video_assets.sql.checks import SqlCheck
-from video_assets.sql.models import SOURCES, SqlModel, load_models, render_sql
+from video_assets.sql.models import SOURCES, SqlModel, load_models, reads_models, render_sql
 from video_assets.sql.warehouse import Warehouse
 
 SQL_GROUP = "sql"
@@ -30,6 +33,19 @@ def build_sql_assets(
     return [_model_asset(model, upstream) for model in load_models(sql_dir, variables)]
 
 
+class SqlModelConfig(dg.Config):
+    full_refresh: bool = Field(
+        default=False,
+        description="Rebuild an incremental model from all the Parquet, not only the videos that changed "
+        "(table models always are; dbt's --full-refresh).",
+    )
+
+
+def full_refresh_run_config(models: Sequence[str]) -> dg.RunConfig:
+    """Run config that fully refreshes these SQL models (e.g. every asset of the sql group)."""
+    return dg.RunConfig(ops={name: SqlModelConfig(full_refresh=True) for name in models})
+
+
 def build_sql_automation_sensor() -> dg.AutomationConditionSensorDefinition:
     return dg.AutomationConditionSensorDefinition(
         "sql_models_automation",
@@ -41,7 +57,8 @@ def build_sql_automation_sensor() -> dg.AutomationConditionSensorDefinition:
 
 
 def _model_asset(model: SqlModel, upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
-    deps = [dg.AssetKey(ref) for ref in model.refs] + (list(upstream) if model.sources else [])
+    reads_sources = bool(model.sources) or any(view.sources for view in model.views)
+    deps = [dg.AssetKey(ref) for ref in model.refs] + (list(upstream) if reads_sources else [])
     check_specs = [
         dg.AssetCheckSpec(check.name, asset=model.name, description=check.description, blocking=True)
         for check in model.checks
@@ -58,17 +75,58 @@ def _model_asset(model: SqlModel, upstream: Sequence[dg.AssetKey]) -> dg.AssetsD
         description=model.description,
         metadata={"sql_file": dg.MetadataValue.path(str(model.path))},
     )
-    def _build(warehouse: Warehouse, store: PredictionStore) -> dg.MaterializeResult:
+    def _build(config: SqlModelConfig, warehouse: Warehouse, store: PredictionStore) -> dg.MaterializeResult:
         with warehouse.build() as conn:
             _refresh_source_views(conn, store)
-            conn.execute("BEGIN TRANSACTION")
-            conn.execute(f'CREATE OR REPLACE {model.materialized.upper()} "{model.name}" AS {model.render(store.relation_sql)}')
-            conn.execute("COMMIT")
-            metadata = table_metadata(conn, model.name)
-            results = [_run_check(conn, model.name, check, store) for check in model.checks]
+            metadata, results = _build_in_transaction(conn, model, store, config.full_refresh)
+            metadata.update(table_metadata(conn, model.name))
         return dg.MaterializeResult(metadata=metadata, check_results=results)
 
     return _build
+
+
+def _build_in_transaction(
+    conn: Any, model: SqlModel, store: PredictionStore, full_refresh: bool, attempts: int = 3
+) -> tuple[dict, list[dg.AssetCheckResult]]:
+    """Build the model and run its data tests in one transaction. A video deleted while the build read
+    it fails the read: look again."""
+    import duckdb
+
+    for _ in range(attempts - 1):
+        try:
+            return _transaction(conn, model, store, full_refresh)
+        except duckdb.IOException:
+            continue
+    return _transaction(conn, model, store, full_refresh)
+
+
+def _transaction(
+    conn: Any, model: SqlModel, store: PredictionStore, full_refresh: bool
+) -> tuple[dict, list[dg.AssetCheckResult]]:
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        metadata, results = _build_model(conn, model, store, full_refresh)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return metadata, results
+
+
+def _build_model(
+    conn: Any, model: SqlModel, store: PredictionStore, full_refresh: bool
+) -> tuple[dict, list[dg.AssetCheckResult]]:
+    if model.materialized != "incremental":
+        conn.execute(f'CREATE OR REPLACE {model.materialized.upper()} "{model.name}" AS {model.render(store.relation_sql)}')
+        return {}, [_run_check(conn, model.name, check, store.relation_sql) for check in model.checks]
+    build = incremental.build(conn, model, store, full_refresh)
+    # a test over sources alone reads what the build read; one that reads the model reads all the sources
+    results = [
+        _run_check(conn, model.name, check, store.relation_sql if reads_models(check.sql) else build.source_relation)
+        for check in model.checks
+    ]
+    incremental.record(conn, model, build, checks_passed=all(r.passed for r in results))
+    return build.metadata(), results
 
 
 def _refresh_source_views(conn: Any, store: PredictionStore) -> None:
@@ -77,8 +135,8 @@ def _refresh_source_views(conn: Any, store: PredictionStore) -> None:
         conn.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM {store.relation_sql(table)}')
 
 
-def _run_check(conn: Any, table: str, check: SqlCheck, store: PredictionStore) -> dg.AssetCheckResult:
-    offending = render_sql(check.sql, store.relation_sql, this=table)
+def _run_check(conn: Any, table: str, check: SqlCheck, source_relation: Callable[[str], str]) -> dg.AssetCheckResult:
+    offending = render_sql(check.sql, source_relation, this=table)
     count = conn.execute(f"SELECT count(*) FROM ({offending})").fetchone()[0]
     metadata: dict[str, Any] = {"offending_rows": count}
     if count:

@@ -39,6 +39,7 @@ class Warehouse(dg.ConfigurableResource):
             if not build.exists() and Path(self.path).exists():
                 shutil.copyfile(self.path, build)  # keep models built before the build file was lost
             conn = duckdb.connect(str(build))
+            conn.execute("SET TimeZone = 'UTC'")  # the models' hours and minutes are UTC, whatever the machine's zone
             try:
                 yield conn
                 conn.execute("CHECKPOINT")

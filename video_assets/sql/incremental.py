@@ -1,0 +1,182 @@
+"""Incremental models: a build replaces only the partitions whose videos changed since the last one.
+
+A partition is the rows of one video (`partition_by: video_id`) or of one time bucket
+(`partition_by: {field: hour_utc, granularity: hour}`: the rows aggregated from the frames of that
+hour, of every video). A build
+1. fingerprints every video's Parquet files (changes.py) and compares them with what this model
+   recorded at its last build (`_incremental.built`): new, re-run and deleted videos have changed;
+2. picks the partitions to replace: the changed videos, or every bucket their frames span now or
+   spanned at the last build; with `lookback: n`, also the buckets of the n videos of the same source
+   after each changed one (their window reached back into it);
+3. reads only the videos those partitions need (for a bucket: every video whose frames overlap it,
+   plus the n videos of the same source before each), deletes the partitions and inserts them
+   recomputed, in the caller's transaction, with the record of what it built.
+A full refresh (asked for, the first build, a changed SQL or config, a lost table) rebuilds the table
+from all the Parquet, as a table model is built, and records every video.
+Data tests over sources alone read the same videos as the build (the rest passed when they were
+built); if any test fails, the changed videos are recorded unchecked and taken again by the next
+build, so a failing test keeps failing until the data is fixed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from video_assets.predictions.store import PredictionStore
+from video_assets.sql.changes import STATE_SCHEMA, files_of, take_snapshot
+from video_assets.sql.models import Partitioning, SqlModel
+
+BUILT = f"{STATE_SCHEMA}.built"
+DEFINITIONS = f"{STATE_SCHEMA}.models"
+
+
+@dataclass(frozen=True)
+class IncrementalBuild:
+    full_refresh: str | None  # why the whole table was rebuilt; None for an incremental build
+    changed: int  # videos new, re-run, deleted (or unchecked) since the last build
+    partitions: int  # partitions replaced
+    videos_read: int
+    source_relation: Callable[[str], str]  # what each source read in this build (the data tests read the same)
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "build": f"full refresh: {self.full_refresh}" if self.full_refresh else "incremental",
+            "videos_changed": self.changed,
+            "partitions_replaced": self.partitions,
+            "videos_read": self.videos_read,
+        }
+
+
+def build(conn: Any, model: SqlModel, store: PredictionStore, full_refresh: bool) -> IncrementalBuild:
+    """Bring the model's table up to date with the Parquet; call `record` once its data tests ran."""
+    take_snapshot(conn, Path(store.root))
+    _ensure_state(conn)
+    reason = _full_refresh_reason(conn, model, full_refresh)
+    if reason:
+        conn.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS {render(model, store.relation_sql)}')
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE _changed AS SELECT video_id FROM now_videos UNION "
+                     f"SELECT video_id FROM {BUILT} WHERE model = ?", [model.name])
+        videos = _count(conn, "now_videos")
+        return IncrementalBuild(reason, _count(conn, "_changed"), videos, videos, store.relation_sql)
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE _old AS SELECT * FROM {BUILT} WHERE model = ?", [model.name])
+    conn.execute(
+        """CREATE OR REPLACE TEMP TABLE _changed AS
+        SELECT video_id FROM now_videos AS n FULL JOIN _old AS o USING (video_id)
+        WHERE n.fingerprint IS DISTINCT FROM o.fingerprint OR NOT coalesce(o.checked, true)"""
+    )
+    partitioning = model.partitioning
+    assert partitioning is not None
+    if partitioning.by_video:
+        read, partitions, where = "_changed", "_changed", "video_id IN (SELECT video_id FROM _changed)"
+    else:
+        _plan_buckets(conn, partitioning)
+        read, partitions = "_read", "_buckets"
+        where = f"date_trunc('{partitioning.granularity}', \"{partitioning.field}\") IN (SELECT bucket FROM _buckets)"
+    relation = _relation(conn, store, read)
+    conn.execute(f'DELETE FROM "{model.name}" WHERE {where}')
+    conn.execute(f'INSERT INTO "{model.name}" SELECT * FROM ({render(model, relation)}) WHERE {where}')
+    videos_read = _count(conn, read, "video_id IN (SELECT video_id FROM now_videos)")
+    return IncrementalBuild(None, _count(conn, "_changed"), _count(conn, partitions), videos_read, relation)
+
+
+def record(conn: Any, model: SqlModel, build: IncrementalBuild, checks_passed: bool) -> None:
+    """Remember what the table now holds: each changed video's fingerprint and span."""
+    conn.execute(f"DELETE FROM {BUILT} WHERE model = ? AND video_id IN (SELECT video_id FROM _changed)", [model.name])
+    conn.execute(
+        f"INSERT INTO {BUILT} SELECT ?, video_id, fingerprint, first_ts, last_ts, source, ? FROM now_videos "
+        "WHERE video_id IN (SELECT video_id FROM _changed)",
+        [model.name, checks_passed],
+    )
+    if build.full_refresh:
+        conn.execute(f"DELETE FROM {DEFINITIONS} WHERE model = ?", [model.name])
+        conn.execute(f"INSERT INTO {DEFINITIONS} VALUES (?, ?)", [model.name, definition(model)])
+
+
+def render(model: SqlModel, source_relation: Callable[[str], str]) -> str:
+    """The model's SELECT over these sources, with the views it reads inlined over the same sources."""
+    sql = model.render(source_relation)
+    if not model.views:
+        return sql
+    views = ", ".join(f'"{view.name}" AS ({view.render(source_relation)})' for view in model.views)
+    return f"WITH {views} SELECT * FROM ({sql})"
+
+
+def definition(model: SqlModel) -> str:
+    """Changes whenever the table would: the SQL of the model and of the views it reads, and its partitioning."""
+    parts = [model.sql, asdict(model.partitioning) if model.partitioning else None, [(v.name, v.sql) for v in model.views]]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _ensure_state(conn: Any) -> None:
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {BUILT} (model VARCHAR, video_id VARCHAR, fingerprint VARCHAR, "
+        "first_ts TIMESTAMPTZ, last_ts TIMESTAMPTZ, source VARCHAR, checked BOOLEAN)"
+    )
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {DEFINITIONS} (model VARCHAR, definition VARCHAR)")
+
+
+def _full_refresh_reason(conn: Any, model: SqlModel, requested: bool) -> str | None:
+    if requested:
+        return "requested"
+    recorded = conn.execute(f"SELECT definition FROM {DEFINITIONS} WHERE model = ?", [model.name]).fetchone()
+    if recorded is None:
+        return "first build"
+    if recorded[0] != definition(model):
+        return "its SQL or config changed"
+    exists = conn.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?", [model.name]
+    ).fetchone()[0]
+    return None if exists else "its table was missing"
+
+
+def _plan_buckets(conn: Any, partitioning: Partitioning) -> None:
+    """Temp tables `_buckets` (the time buckets to replace) and `_read` (the videos they need)."""
+    unit, lookback = partitioning.granularity, partitioning.lookback
+    step = f"INTERVAL 1 {unit}"
+    for state, table in (("now", "now_videos"), ("old", "_old")):
+        conn.execute(
+            f"CREATE OR REPLACE TEMP TABLE _ranked_{state} AS SELECT *, "
+            f"row_number() OVER (PARTITION BY source ORDER BY first_ts, video_id) AS rank "
+            f"FROM {table} WHERE first_ts IS NOT NULL"
+        )
+    # the spans of the changed videos, now and at the last build, and of the `lookback` videos after each
+    followers = " UNION ALL ".join(
+        f"SELECT a.first_ts, a.last_ts FROM _ranked_{state} AS a JOIN _ranked_{state} AS c "
+        f"ON a.source = c.source AND a.rank BETWEEN c.rank + 1 AND c.rank + {lookback} "
+        "WHERE c.video_id IN (SELECT video_id FROM _changed)"
+        for state in ("now", "old")
+    )
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _buckets AS
+        WITH spans AS (
+            SELECT first_ts, last_ts FROM _ranked_now WHERE video_id IN (SELECT video_id FROM _changed)
+            UNION ALL SELECT first_ts, last_ts FROM _ranked_old WHERE video_id IN (SELECT video_id FROM _changed)
+            UNION ALL {followers}
+        )
+        SELECT DISTINCT unnest(generate_series(date_trunc('{unit}', first_ts), last_ts, {step})) AS bucket FROM spans"""
+    )
+    # every video with frames in a bucket, and the `lookback` videos of its source before each
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _read AS
+        WITH overlapping AS (
+            SELECT DISTINCT v.video_id, v.source, v.rank FROM _ranked_now AS v
+            JOIN _buckets AS b ON v.first_ts < b.bucket + {step} AND v.last_ts >= b.bucket
+        )
+        SELECT video_id FROM overlapping
+        UNION SELECT p.video_id FROM _ranked_now AS p JOIN overlapping AS o
+            ON p.source = o.source AND p.rank BETWEEN o.rank - {lookback} AND o.rank - 1"""
+    )
+
+
+def _relation(conn: Any, store: PredictionStore, videos_table: str) -> Callable[[str], str]:
+    files = files_of(conn, videos_table)
+    return lambda table: store.files_relation_sql(table, files[table])
+
+
+def _count(conn: Any, table: str, where: str = "true") -> int:
+    return conn.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]
