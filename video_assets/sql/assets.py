@@ -78,18 +78,18 @@ def _model_asset(model: SqlModel, upstream: Sequence[dg.AssetKey]) -> dg.AssetsD
     def _build(config: SqlModelConfig, warehouse: Warehouse, store: PredictionStore) -> dg.MaterializeResult:
         with warehouse.build() as conn:
             _refresh_source_views(conn, store)
-            metadata, results = _build_in_transaction(conn, model, store, config.full_refresh)
-            metadata.update(table_metadata(conn, model.name))
+            metadata, results = build_model(conn, model, store, config.full_refresh)
+            metadata.update(table_metadata(conn, model.name, model.materialized))
         return dg.MaterializeResult(metadata=metadata, check_results=results)
 
     return _build
 
 
-def _build_in_transaction(
-    conn: Any, model: SqlModel, store: PredictionStore, full_refresh: bool, attempts: int = 3
+def build_model(
+    conn: Any, model: SqlModel, store: PredictionStore, full_refresh: bool = False, attempts: int = 3
 ) -> tuple[dict, list[dg.AssetCheckResult]]:
-    """Build the model and run its data tests in one transaction. A video deleted while the build read
-    it fails the read: look again."""
+    """Build the model in the warehouse `conn` and run its data tests, in one transaction: (metadata,
+    check results). A video deleted while the build read it fails the read: look again."""
     import duckdb
 
     for _ in range(attempts - 1):
@@ -130,9 +130,14 @@ def _build_model(
 
 
 def _refresh_source_views(conn: Any, store: PredictionStore) -> None:
-    """Views over the Parquet tables, so readers can `select ... from detections` too."""
+    """Views over the Parquet tables, so readers can `select ... from detections` too. Created again only
+    when what they read changes (creating one reads the footer of every file); the comment says what."""
+    current = dict(conn.execute("SELECT view_name, comment FROM duckdb_views() WHERE schema_name = 'main'").fetchall())
     for table in dict.fromkeys(SOURCES.values()):
-        conn.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM {store.relation_sql(table)}')
+        relation = store.relation_sql(table)
+        if current.get(table) != relation:
+            conn.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM {relation}')
+            conn.execute(f"""COMMENT ON VIEW "{table}" IS '{relation.replace("'", "''")}'""")
 
 
 def _run_check(conn: Any, table: str, check: SqlCheck, source_relation: Callable[[str], str]) -> dg.AssetCheckResult:
@@ -152,15 +157,20 @@ def _run_check(conn: Any, table: str, check: SqlCheck, source_relation: Callable
     )
 
 
-def table_metadata(conn: Any, table: str) -> dict:
-    """Row count, column schema and a preview of the first rows, for the asset's page in the UI."""
-    row_count = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+def table_metadata(conn: Any, table: str, materialized: str = "table") -> dict:
+    """Column schema, and for a table its row count and first rows, for the asset's page in the UI (a
+    view would be computed over all history to count or preview it)."""
     columns = conn.execute(f'DESCRIBE "{table}"').fetchall()
-    preview = conn.execute(f'SELECT * FROM "{table}" LIMIT {PREVIEW_ROWS}')
-    return {
-        "dagster/row_count": row_count,
+    metadata: dict[str, Any] = {
         "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(name, str(kind)) for name, kind, *_ in columns]),
         "dagster/table_name": table,
+    }
+    if materialized == "view":
+        return metadata
+    preview = conn.execute(f'SELECT * FROM "{table}" LIMIT {PREVIEW_ROWS}')
+    return {
+        **metadata,
+        "dagster/row_count": conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0],
         "preview": dg.MetadataValue.md(_markdown_table([d[0] for d in preview.description], preview.fetchall())),
     }
 

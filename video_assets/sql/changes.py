@@ -1,15 +1,18 @@
 """What the Parquet holds now, video by video, so a build can tell what changed since the last one.
 
-A video's files are replaced whole when it is re-run (a new inode, size or mtime under the same
-name), its folders vanish when it is deleted, and a camera hour is republished every few minutes.
-So a video's fingerprint is the path, inode, size and mtime of each of its files, in every table.
-Each file's time span (first and last `frame_ts`) and source are read once and cached in the
-warehouse (`_incremental.files`): a build reads only files it has not seen before.
+Writers never rewrite a file in place: they write a hidden temporary file beside it and rename it
+over the old one (storage.Staging), a deleted video loses its folders, and a camera hour is
+republished every few minutes the same way. So a video's fingerprint is the path, inode, size and
+mtime of each of its files, in every table; and a folder whose inode and mtime are those recorded at
+the last build still holds the same files (renaming into a folder changes its mtime), so only
+changed folders are listed again. Each file's time span (first and last `frame_ts`) and source
+are read once and recorded with it in the warehouse (`_incremental.files`).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +21,19 @@ import pyarrow as pa
 from video_assets.predictions.schema import CAMERA_TABLES, TABLES
 
 STATE_SCHEMA = "_incremental"
+FILES = f"{STATE_SCHEMA}.files"
 TIMED_TABLES = ("detections", "frames")  # their frame_ts gives a video its time span
+# A folder changed this recently may change again within the same tick of the filesystem clock
+# without its mtime moving: list it again until it is older than this.
+SETTLED_NS = 2_000_000_000
 _VIDEO_FOLDER = "video_id="
-_SCAN = pa.schema(
+_SCANNED = pa.schema(
     [
         ("tbl", pa.string()),
         ("video_id", pa.string()),
+        ("folder", pa.string()),
+        ("folder_ino", pa.uint64()),
+        ("folder_mtime_ns", pa.int64()),
         ("path", pa.string()),
         ("ino", pa.uint64()),
         ("size", pa.int64()),
@@ -32,24 +42,77 @@ _SCAN = pa.schema(
 )
 
 
-def scan_files(root: Path) -> pa.Table:
-    """Every committed Parquet file under `root` (hidden temporary files are not committed)."""
-    rows: dict[str, list[Any]] = {name: [] for name in _SCAN.names}
+def take_snapshot(conn: Any, root: Path) -> None:
+    """Temp tables `now_files` (tbl, video_id, path) and `now_videos` (video_id, fingerprint, first_ts,
+    last_ts, source): every video as its files are now; `_incremental.files` brought up to date."""
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {FILES} (tbl VARCHAR, video_id VARCHAR, folder VARCHAR, folder_ino UBIGINT, "
+        "folder_mtime_ns BIGINT, path VARCHAR, ino UBIGINT, size BIGINT, mtime_ns BIGINT, "
+        "first_ts TIMESTAMPTZ, last_ts TIMESTAMPTZ, source VARCHAR)"
+    )
+    known = {folder: (ino, mtime) for folder, ino, mtime in conn.execute(
+        f"SELECT DISTINCT folder, folder_ino, folder_mtime_ns FROM {FILES}"
+    ).fetchall()}
+    unchanged, listed = _scan(root, known)
+    conn.register("_unchanged", pa.table({"folder": pa.array(unchanged, pa.string())}))
+    conn.register("_listed", listed)
+    unseen = [row[0] for row in conn.execute(
+        f"SELECT l.path FROM _listed AS l ANTI JOIN {FILES} AS f USING (path, ino, size, mtime_ns) "
+        f"WHERE l.tbl IN {TIMED_TABLES}"
+    ).fetchall()]
+    conn.execute(_spans_sql(unseen))
+    conn.execute(
+        f"""CREATE OR REPLACE TABLE {FILES} AS
+        SELECT * FROM {FILES} WHERE folder IN (SELECT folder FROM _unchanged)
+        UNION ALL BY NAME
+        SELECT l.*, coalesce(n.first_ts, f.first_ts) AS first_ts, coalesce(n.last_ts, f.last_ts) AS last_ts,
+               coalesce(n.source, f.source) AS source
+        FROM _listed AS l
+        LEFT JOIN {FILES} AS f USING (path, ino, size, mtime_ns)
+        LEFT JOIN _spans AS n USING (path)"""
+    )
+    conn.unregister("_unchanged")
+    conn.unregister("_listed")
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE now_files AS SELECT tbl, video_id, path FROM {FILES}")
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP TABLE now_videos AS
+        SELECT video_id,
+               md5(string_agg(path || ':' || ino || ':' || size || ':' || mtime_ns, '|' ORDER BY path)) AS fingerprint,
+               min(first_ts) AS first_ts, max(last_ts) AS last_ts, min(source) AS source
+        FROM {FILES} GROUP BY video_id"""
+    )
+
+
+def _scan(root: Path, known: dict[str, tuple[int, int]]) -> tuple[list[str], pa.Table]:
+    """The video folders that still hold what was recorded, and the files of every other folder."""
+    settled_before = time.time_ns() - SETTLED_NS
+    unchanged: list[str] = []
+    rows: dict[str, list[Any]] = {name: [] for name in _SCANNED.names}
     for table in (*TABLES, *CAMERA_TABLES):
         for folder in _entries(root / table):
             if not folder.name.startswith(_VIDEO_FOLDER):
                 continue
+            try:
+                stat = folder.stat()
+            except FileNotFoundError:
+                continue  # deleted while scanning: the next build sees it gone
+            if stat.st_mtime_ns < settled_before and known.get(folder.path) == (stat.st_ino, stat.st_mtime_ns):
+                unchanged.append(folder.path)
+                continue
+            video = (table, folder.name[len(_VIDEO_FOLDER):], folder.path, stat.st_ino, stat.st_mtime_ns)
             for file in _entries(Path(folder.path)):
                 if file.name.startswith(".") or not file.name.endswith(".parquet"):
-                    continue
+                    continue  # hidden: a temporary file not yet published
                 try:
-                    stat = file.stat()
+                    st = file.stat()
                 except FileNotFoundError:
-                    continue  # deleted while scanning: the next build sees it gone
-                values = (table, folder.name[len(_VIDEO_FOLDER):], file.path, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-                for name, value in zip(_SCAN.names, values, strict=True):
+                    continue
+                for name, value in zip(
+                    _SCANNED.names, (*video, file.path, st.st_ino, st.st_size, st.st_mtime_ns), strict=True
+                ):
                     rows[name].append(value)
-    return pa.table(rows, schema=_SCAN)
+    return unchanged, pa.table(rows, schema=_SCANNED)
 
 
 def _entries(folder: Path) -> list[os.DirEntry]:
@@ -58,42 +121,6 @@ def _entries(folder: Path) -> list[os.DirEntry]:
             return list(entries)
     except FileNotFoundError:
         return []
-
-
-def take_snapshot(conn: Any, root: Path) -> None:
-    """Temp tables `now_files` (tbl, video_id, path) and `now_videos` (video_id, fingerprint, first_ts,
-    last_ts, source): every video as its files are now. Refreshes the cache of file spans."""
-    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
-    conn.execute(
-        f"CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.files (tbl VARCHAR, video_id VARCHAR, path VARCHAR, ino UBIGINT, "
-        "size BIGINT, mtime_ns BIGINT, first_ts TIMESTAMPTZ, last_ts TIMESTAMPTZ, source VARCHAR)"
-    )
-    conn.register("_scan", scan_files(root))
-    unseen = [
-        row[0]
-        for row in conn.execute(
-            f"SELECT s.path FROM _scan AS s ANTI JOIN {STATE_SCHEMA}.files AS f USING (path, ino, size, mtime_ns) "
-            f"WHERE s.tbl IN {TIMED_TABLES}"
-        ).fetchall()
-    ]
-    conn.execute(_spans_sql(unseen))
-    conn.execute(
-        f"""CREATE OR REPLACE TABLE {STATE_SCHEMA}.files AS
-        SELECT s.*, coalesce(n.first_ts, f.first_ts) AS first_ts, coalesce(n.last_ts, f.last_ts) AS last_ts,
-               coalesce(n.source, f.source) AS source
-        FROM _scan AS s
-        LEFT JOIN {STATE_SCHEMA}.files AS f USING (path, ino, size, mtime_ns)
-        LEFT JOIN _spans AS n USING (path)"""
-    )
-    conn.unregister("_scan")
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE now_files AS SELECT tbl, video_id, path FROM {STATE_SCHEMA}.files")
-    conn.execute(
-        f"""CREATE OR REPLACE TEMP TABLE now_videos AS
-        SELECT video_id,
-               md5(string_agg(path || ':' || ino || ':' || size || ':' || mtime_ns, '|' ORDER BY path)) AS fingerprint,
-               min(first_ts) AS first_ts, max(last_ts) AS last_ts, min(source) AS source
-        FROM {STATE_SCHEMA}.files GROUP BY video_id"""
-    )
 
 
 def _spans_sql(paths: list[str]) -> str:

@@ -26,6 +26,7 @@ class WarehouseNotBuiltError(FileNotFoundError):
 class Warehouse(dg.ConfigurableResource):
     path: str  # the published file: open it read-only
     build_path: str  # only SQL model assets write this one
+    memory_limit: str = "1GB"  # DuckDB's buffers while building; beyond it, sorts and aggregates spill to disk
 
     @contextmanager
     def build(self) -> Iterator[Any]:
@@ -40,6 +41,7 @@ class Warehouse(dg.ConfigurableResource):
                 shutil.copyfile(self.path, build)  # keep models built before the build file was lost
             conn = duckdb.connect(str(build))
             conn.execute("SET TimeZone = 'UTC'")  # the models' hours and minutes are UTC, whatever the machine's zone
+            conn.execute(f"SET memory_limit = '{self.memory_limit}'")
             try:
                 yield conn
                 conn.execute("CHECKPOINT")
