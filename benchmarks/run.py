@@ -1,6 +1,6 @@
 """The benchmark harness: every figure is a ratio against a baseline measured in the same run.
 
-    .venv/bin/python benchmarks/run.py            # full run (about 15-20 minutes on 2 cores)
+    .venv/bin/python benchmarks/run.py            # full run (about 30 minutes on 2 cores; 100 M detections for f)
     .venv/bin/python benchmarks/run.py --smoke    # tiny inputs, checks the harness works (about 1-2 minutes)
     .venv/bin/python benchmarks/run.py --only e,f # some measurements only
 
@@ -41,7 +41,7 @@ class Scale:
     rss_short_s: float = 60
     rss_long_s: float = 600
     sensor_counts: tuple[int, ...] = (100, 1_000, 10_000)
-    sql_rows: tuple[int, ...] = (1_000_000, 10_000_000)
+    sql_rows: tuple[int, ...] = (1_000_000, 10_000_000, 100_000_000)
     repeats: int = 2
 
 

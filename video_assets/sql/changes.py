@@ -55,6 +55,20 @@ def take_snapshot(conn: Any, root: Path) -> None:
         f"SELECT DISTINCT folder, folder_ino, folder_mtime_ns FROM {FILES}"
     ).fetchall()}
     unchanged, listed = _scan(root, known)
+    if listed.num_rows or len(unchanged) < len(known):
+        _record_files(conn, unchanged, listed)
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE now_files AS SELECT tbl, video_id, path FROM {FILES}")
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP TABLE now_videos AS
+        SELECT video_id,
+               md5(string_agg(path || ':' || ino || ':' || size || ':' || mtime_ns, '|' ORDER BY path)) AS fingerprint,
+               min(first_ts) AS first_ts, max(last_ts) AS last_ts, min(source) AS source
+        FROM {FILES} GROUP BY video_id"""
+    )
+
+
+def _record_files(conn: Any, unchanged: list[str], listed: pa.Table) -> None:
+    """Keep the rows of unchanged folders, replace the others by what was listed (spans read for new files)."""
     conn.register("_unchanged", pa.table({"folder": pa.array(unchanged, pa.string())}))
     conn.register("_listed", listed)
     unseen = [row[0] for row in conn.execute(
@@ -74,14 +88,6 @@ def take_snapshot(conn: Any, root: Path) -> None:
     )
     conn.unregister("_unchanged")
     conn.unregister("_listed")
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE now_files AS SELECT tbl, video_id, path FROM {FILES}")
-    conn.execute(
-        f"""CREATE OR REPLACE TEMP TABLE now_videos AS
-        SELECT video_id,
-               md5(string_agg(path || ':' || ino || ':' || size || ':' || mtime_ns, '|' ORDER BY path)) AS fingerprint,
-               min(first_ts) AS first_ts, max(last_ts) AS last_ts, min(source) AS source
-        FROM {FILES} GROUP BY video_id"""
-    )
 
 
 def _scan(root: Path, known: dict[str, tuple[int, int]]) -> tuple[list[str], pa.Table]:

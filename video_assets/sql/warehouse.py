@@ -2,8 +2,9 @@
 
 DuckDB allows one writing process per file and no readers beside it, so the SQL models build into a
 private file (one at a time: Dagster pool `duckdb`, plus a file lock for runs outside that pool) and
-each finished build is copied and atomically renamed over `warehouse.duckdb`. Readers open that
-copy read-only and never block, or get blocked by, a rebuild.
+each finished build that changed it is copied and atomically renamed over `warehouse.duckdb`.
+Readers open that copy read-only and never block, or get blocked by, a rebuild. The file holds only
+the models' tables (the Parquet stays where it is), so the copy stays small as the history grows.
 """
 
 from __future__ import annotations
@@ -59,4 +60,9 @@ class Warehouse(dg.ConfigurableResource):
         return duckdb.connect(self.path, read_only=True)
 
     def _publish(self, build: Path) -> None:
-        copy_file(build, Path(self.path))
+        """Copy the build over the published file, unless the published copy is newer than the build's last
+        change (a build that changed nothing leaves the file untouched: nothing to copy)."""
+        published = Path(self.path)
+        if published.exists() and published.stat().st_mtime_ns > build.stat().st_mtime_ns:
+            return
+        copy_file(build, published)
