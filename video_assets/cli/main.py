@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
         "--settle-timeout", type=float, default=3600.0, help="seconds to wait for files still being written"
     )
     sql = commands.add_parser("sql", help="run a query against the published warehouse (read-only)")
-    sql.add_argument("query", help='e.g. "select * from video_summary"')
+    sql.add_argument("query", nargs="?", help='e.g. "select * from video_summary"')
+    sql.add_argument("--full-refresh", action="store_true", help="first rebuild every SQL model from all the Parquet")
     formats = sql.add_mutually_exclusive_group()
     formats.add_argument("--csv", dest="output", action="store_const", const="csv", help="print CSV")
     formats.add_argument("--json", dest="output", action="store_const", const="json", help="print JSON")
@@ -55,6 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sql":
         from video_assets.cli.query import run_query
 
+        if args.full_refresh:
+            from video_assets.sql.refresh import rebuild_all
+
+            code = rebuild_all(settings)
+            if code or not args.query:
+                return code
+        elif not args.query:
+            parser.error("sql: give a query (or --full-refresh)")
         return run_query(settings, args.query, args.output or "table")
     if args.command == "cameras":
         from video_assets.cli import cameras as camera_cli
