@@ -13,6 +13,9 @@ import math
 import os
 import random
 import shutil
+import subprocess
+import sys
+import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -65,7 +68,7 @@ class Videos:
         start = START + timedelta(seconds=rng.randrange(6 * 3600))
         frames = rng.randrange(5, 80)
         source = rng.choice(["inbox", "dock"])
-        self.write(video_id, self._tables(video_id, source, start, fps, frames, total=0))
+        self.write(video_id, self.tables(video_id, source, start, fps, frames, total=0))
 
     def camera_hour(self, camera: str, hour: int, frames: int) -> None:
         """A camera hour; its counters go on from the previous hour's (or restart, as with a new worker)."""
@@ -73,7 +76,7 @@ class Videos:
         video_id = f"{camera}@{start:%Y-%m-%dT%H}"
         earlier = [h for h in self.hours[camera] if h < hour]
         total = 0 if not earlier or self.rng.random() < 0.2 else 10 * max(earlier) + self.rng.randrange(5)
-        tables = self._tables(video_id, camera, start + timedelta(seconds=self.rng.randrange(60)), 0.5, frames, total)
+        tables = self.tables(video_id, camera, start + timedelta(seconds=self.rng.randrange(60)), 0.5, frames, total)
         segments, gaps = [], []
         for i, chunk in enumerate((tables["frames"][: frames // 2], tables["frames"][frames // 2 :])):
             if chunk:
@@ -92,7 +95,7 @@ class Videos:
         self.write(video_id, {**tables, "camera_segments": segments, "camera_gaps": gaps})
         self.hours[camera][hour] = frames
 
-    def _tables(self, video_id: str, source: str, start: datetime, fps: float, frames: int, total: int) -> dict:
+    def tables(self, video_id: str, source: str, start: datetime, fps: float, frames: int, total: int) -> dict:
         rng = self.rng
         common = {"video_id": video_id, "source": source, "workflow_version": "inline:x", "backend": "self_hosted"}
         frame_rows, detection_rows = [], []
@@ -298,3 +301,73 @@ def test_full_refresh_run_config_rebuilds_every_model(tmp_path, instance) -> Non
     assert set(builds().values()) == {"full refresh: first build"}
     assert set(builds().values()) == {"incremental"}
     assert set(builds(run_config=full_refresh_run_config(names)).values()) == {"full refresh: requested"}
+
+
+def test_readers_never_wait_for_incremental_builds(tmp_path) -> None:
+    """A writer adds videos and builds after each while a reader queries the published warehouse."""
+    settings = Settings(home=tmp_path / "home")
+    videos = Videos(settings.predictions_dir, random.Random(11))
+    videos.file_video("first.mp4-000000000000")
+    warehouse = Warehouse(path=str(settings.warehouse_path), build_path=str(settings.warehouse_build_path))
+    build_all(warehouse, PredictionStore(root=str(settings.predictions_dir)), load_models(settings.sql_dir, sql_variables()))
+    script = textwrap.dedent(
+        f"""
+        import random, sys, time
+        sys.path[:0] = [{str(Path(__file__).parent)!r}]
+        from pathlib import Path
+        from test_incremental_models import Videos, build_all
+        from video_assets.predictions.store import PredictionStore
+        from video_assets.settings import Settings
+        from video_assets.sql.defs import sql_variables
+        from video_assets.sql.models import load_models
+        from video_assets.sql.warehouse import Warehouse
+        settings = Settings(home=Path({str(settings.home)!r}))
+        warehouse = Warehouse(path=str(settings.warehouse_path), build_path=str(settings.warehouse_build_path))
+        if sys.argv[1] == "write":
+            videos = Videos(settings.predictions_dir, random.Random(12))
+            models = load_models(settings.sql_dir, sql_variables())
+            for n in range(1, 6):
+                videos.file_video(f"more{{n}}.mp4-{{n:012x}}")
+                build_all(warehouse, PredictionStore(root=str(settings.predictions_dir)), models)
+            Path({str(tmp_path / "written")!r}).touch()
+        else:
+            seen, deadline = [1], time.time() + 300
+            while (not Path({str(tmp_path / "written")!r}).exists() or seen[-1] < 6) and time.time() < deadline:
+                with warehouse.read() as conn:
+                    seen.append(conn.execute("select count(*) from video_summary").fetchone()[0])
+            assert seen == sorted(seen), seen  # a reader sees each published build whole, never an older one after
+            print(len(set(seen)), len(seen))
+        """
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, role], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for role in ("write", "read")]
+    outputs = [proc.communicate(timeout=600)[0] for proc in procs]
+    for proc, output in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, output[-3000:]
+        assert "lock" not in output.lower()
+    distinct, queries = map(int, outputs[1].split()[-2:])
+    assert distinct >= 3 and queries > distinct  # it read while the writer built, and saw builds land
+
+
+def test_a_failed_check_of_an_incremental_model_stops_downstream_models(tmp_path, instance) -> None:
+    sql_dir = tmp_path / "sql"
+    sql_dir.mkdir()
+    (sql_dir / "per_source.sql").write_text("select video_id, source from {{ source('frames') }} group by all")
+    (sql_dir / "per_source.yml").write_text(
+        "materialized: incremental\npartition_by: video_id\nchecks:\n  unique: [source]\n"
+    )
+    (sql_dir / "downstream.sql").write_text("select count(*) as n from {{ ref('per_source') }}")
+    settings = Settings(home=tmp_path / "home", sql_dir=sql_dir)
+    defs = build_definitions(settings)
+    videos = Videos(settings.predictions_dir, random.Random(4))
+    videos.write("a.mp4-000000000001", {"frames": videos.tables("a.mp4-000000000001", "inbox", START, 1.0, 3, 0)["frames"]})
+
+    def build() -> tuple[set[str], dict[str, bool]]:
+        result = dg.materialize(list(defs.assets), selection=dg.AssetSelection.groups("sql"), instance=instance,
+                                resources=defs.resources, raise_on_error=False)
+        return ({e.asset_key.to_user_string() for e in result.get_asset_materialization_events()},
+                {c.check_name: c.passed for c in result.get_asset_check_evaluations()})
+
+    assert build() == ({"per_source", "downstream"}, {"unique_source": True})
+    videos.write("b.mp4-000000000002", {"frames": videos.tables("b.mp4-000000000002", "inbox", START, 1.0, 3, 0)["frames"]})
+    assert build() == ({"per_source"}, {"unique_source": False})  # two videos from inbox: downstream blocked
