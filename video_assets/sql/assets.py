@@ -75,10 +75,12 @@ def _model_asset(model: SqlModel, upstream: Sequence[dg.AssetKey]) -> dg.AssetsD
         description=model.description,
         metadata={"sql_file": dg.MetadataValue.path(str(model.path))},
     )
-    def _build(config: SqlModelConfig, warehouse: Warehouse, store: PredictionStore) -> dg.MaterializeResult:
+    def _build(
+        context: dg.AssetExecutionContext, config: SqlModelConfig, warehouse: Warehouse, store: PredictionStore
+    ) -> dg.MaterializeResult:
         with warehouse.build() as conn:
             _refresh_source_views(conn, store)
-            metadata, results = build_model(conn, model, store, config.full_refresh)
+            metadata, results = build_model(conn, model, store, config.full_refresh, snapshot_key=context.run_id)
             metadata.update(table_metadata(conn, model.name, model.materialized))
         return dg.MaterializeResult(metadata=metadata, check_results=results)
 
@@ -86,26 +88,32 @@ def _model_asset(model: SqlModel, upstream: Sequence[dg.AssetKey]) -> dg.AssetsD
 
 
 def build_model(
-    conn: Any, model: SqlModel, store: PredictionStore, full_refresh: bool = False, attempts: int = 3
+    conn: Any,
+    model: SqlModel,
+    store: PredictionStore,
+    full_refresh: bool = False,
+    snapshot_key: str | None = None,
+    attempts: int = 3,
 ) -> tuple[dict, list[dg.AssetCheckResult]]:
     """Build the model in the warehouse `conn` and run its data tests, in one transaction: (metadata,
-    check results). A video deleted while the build read it fails the read: look again."""
+    check results). Builds with the same `snapshot_key` (one run's) share one look at the Parquet.
+    A video deleted while the build read it fails the read: look again."""
     import duckdb
 
     for _ in range(attempts - 1):
         try:
-            return _transaction(conn, model, store, full_refresh)
+            return _transaction(conn, model, store, full_refresh, snapshot_key)
         except duckdb.IOException:
-            continue
-    return _transaction(conn, model, store, full_refresh)
+            snapshot_key = None  # look at the Parquet again
+    return _transaction(conn, model, store, full_refresh, snapshot_key)
 
 
 def _transaction(
-    conn: Any, model: SqlModel, store: PredictionStore, full_refresh: bool
+    conn: Any, model: SqlModel, store: PredictionStore, full_refresh: bool, snapshot_key: str | None
 ) -> tuple[dict, list[dg.AssetCheckResult]]:
     conn.execute("BEGIN TRANSACTION")
     try:
-        metadata, results = _build_model(conn, model, store, full_refresh)
+        metadata, results = _build_model(conn, model, store, full_refresh, snapshot_key)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
@@ -114,12 +122,15 @@ def _transaction(
 
 
 def _build_model(
-    conn: Any, model: SqlModel, store: PredictionStore, full_refresh: bool
+    conn: Any, model: SqlModel, store: PredictionStore, full_refresh: bool, snapshot_key: str | None
 ) -> tuple[dict, list[dg.AssetCheckResult]]:
-    if model.materialized != "incremental":
-        conn.execute(f'CREATE OR REPLACE {model.materialized.upper()} "{model.name}" AS {model.render(store.relation_sql)}')
+    if model.materialized == "view":
+        _create_view(conn, model.name, model.render(store.relation_sql))
         return {}, [_run_check(conn, model.name, check, store.relation_sql) for check in model.checks]
-    build = incremental.build(conn, model, store, full_refresh)
+    if model.materialized == "table":
+        conn.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS {model.render(store.relation_sql)}')
+        return {}, [_run_check(conn, model.name, check, store.relation_sql) for check in model.checks]
+    build = incremental.build(conn, model, store, full_refresh, snapshot_key)
     # a test over sources alone reads what the build read; one that reads the model reads all the sources
     results = [
         _run_check(conn, model.name, check, store.relation_sql if reads_models(check.sql) else build.source_relation)
@@ -130,14 +141,20 @@ def _build_model(
 
 
 def _refresh_source_views(conn: Any, store: PredictionStore) -> None:
-    """Views over the Parquet tables, so readers can `select ... from detections` too. Created again only
-    when what they read changes (creating one reads the footer of every file); the comment says what."""
-    current = dict(conn.execute("SELECT view_name, comment FROM duckdb_views() WHERE schema_name = 'main'").fetchall())
+    """Views over the Parquet tables, so readers can `select ... from detections` too."""
     for table in dict.fromkeys(SOURCES.values()):
-        relation = store.relation_sql(table)
-        if current.get(table) != relation:
-            conn.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM {relation}')
-            conn.execute(f"""COMMENT ON VIEW "{table}" IS '{relation.replace("'", "''")}'""")
+        _create_view(conn, table, f"SELECT * FROM {store.relation_sql(table)}")
+
+
+def _create_view(conn: Any, name: str, sql: str) -> None:
+    """Create the view unless it already reads exactly this SQL (kept as its comment): creating a view
+    over the Parquet reads the footer of every file."""
+    current = conn.execute(
+        "SELECT comment FROM duckdb_views() WHERE schema_name = 'main' AND view_name = ?", [name]
+    ).fetchone()
+    if current is None or current[0] != sql:
+        conn.execute(f'CREATE OR REPLACE VIEW "{name}" AS {sql}')
+        conn.execute(f"""COMMENT ON VIEW "{name}" IS '{sql.replace("'", "''")}'""")
 
 
 def _run_check(conn: Any, table: str, check: SqlCheck, source_relation: Callable[[str], str]) -> dg.AssetCheckResult:
@@ -160,7 +177,11 @@ def _run_check(conn: Any, table: str, check: SqlCheck, source_relation: Callable
 def table_metadata(conn: Any, table: str, materialized: str = "table") -> dict:
     """Column schema, and for a table its row count and first rows, for the asset's page in the UI (a
     view would be computed over all history to count or preview it)."""
-    columns = conn.execute(f'DESCRIBE "{table}"').fetchall()
+    columns = conn.execute(  # from the catalog: DESCRIBE would bind a view again, reading every file's footer
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? "
+        "ORDER BY column_index",
+        [table],
+    ).fetchall()
     metadata: dict[str, Any] = {
         "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(name, str(kind)) for name, kind, *_ in columns]),
         "dagster/table_name": table,

@@ -21,11 +21,18 @@ import pyarrow as pa
 from video_assets.predictions.schema import CAMERA_TABLES, TABLES
 
 STATE_SCHEMA = "_incremental"
-FILES = f"{STATE_SCHEMA}.files"
+FILES = f"{STATE_SCHEMA}.files"  # every committed Parquet file, its video, span and source
+VIDEOS = f"{STATE_SCHEMA}.videos"  # every video now: the fingerprint of its files, its span and source
+SNAPSHOT = f"{STATE_SCHEMA}.snapshot"  # the key of the last look at the files
 TIMED_TABLES = ("detections", "frames")  # their frame_ts gives a video its time span
 # A folder changed this recently may change again within the same tick of the filesystem clock
 # without its mtime moving: list it again until it is older than this.
 SETTLED_NS = 2_000_000_000
+_VIDEOS_SQL = f"""
+    SELECT video_id,
+           md5(string_agg(path || ':' || ino || ':' || size || ':' || mtime_ns, '|' ORDER BY path)) AS fingerprint,
+           min(first_ts) AS first_ts, max(last_ts) AS last_ts, min(source) AS source
+    FROM {FILES} GROUP BY video_id"""
 _VIDEO_FOLDER = "video_id="
 _SCANNED = pa.schema(
     [
@@ -42,29 +49,34 @@ _SCANNED = pa.schema(
 )
 
 
-def take_snapshot(conn: Any, root: Path) -> None:
-    """Temp tables `now_files` (tbl, video_id, path) and `now_videos` (video_id, fingerprint, first_ts,
-    last_ts, source): every video as its files are now; `_incremental.files` brought up to date."""
+def take_snapshot(conn: Any, root: Path, key: str | None = None) -> None:
+    """Bring `_incremental.files` (tbl, video_id, path, ...) and `_incremental.videos` (video_id,
+    fingerprint, first_ts, last_ts, source) up to date with the files. With a `key` (a run's id), the
+    files are looked at once for every build with that key: the models of one run are built as of
+    the same moment."""
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {FILES} (tbl VARCHAR, video_id VARCHAR, folder VARCHAR, folder_ino UBIGINT, "
         "folder_mtime_ns BIGINT, path VARCHAR, ino UBIGINT, size BIGINT, mtime_ns BIGINT, "
         "first_ts TIMESTAMPTZ, last_ts TIMESTAMPTZ, source VARCHAR)"
     )
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {VIDEOS} AS {_VIDEOS_SQL}")
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {SNAPSHOT} (key VARCHAR)")
+    if key is None or conn.execute(f"SELECT count(*) FROM {SNAPSHOT} WHERE key = ?", [key]).fetchone()[0] == 0:
+        _look(conn, root)
+    if key is not None:
+        conn.execute(f"DELETE FROM {SNAPSHOT} WHERE key IS DISTINCT FROM ?", [key])
+        conn.execute(f"INSERT INTO {SNAPSHOT} SELECT ? WHERE NOT EXISTS (SELECT 1 FROM {SNAPSHOT})", [key])
+
+
+def _look(conn: Any, root: Path) -> None:
+    """List what changed since the files were last recorded, and record it."""
     known = {folder: (ino, mtime) for folder, ino, mtime in conn.execute(
         f"SELECT DISTINCT folder, folder_ino, folder_mtime_ns FROM {FILES}"
     ).fetchall()}
     unchanged, listed = _scan(root, known)
     if listed.num_rows or len(unchanged) < len(known):
         _record_files(conn, unchanged, listed)
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE now_files AS SELECT tbl, video_id, path FROM {FILES}")
-    conn.execute(
-        f"""CREATE OR REPLACE TEMP TABLE now_videos AS
-        SELECT video_id,
-               md5(string_agg(path || ':' || ino || ':' || size || ':' || mtime_ns, '|' ORDER BY path)) AS fingerprint,
-               min(first_ts) AS first_ts, max(last_ts) AS last_ts, min(source) AS source
-        FROM {FILES} GROUP BY video_id"""
-    )
 
 
 def _record_files(conn: Any, unchanged: list[str], listed: pa.Table) -> None:
@@ -88,6 +100,7 @@ def _record_files(conn: Any, unchanged: list[str], listed: pa.Table) -> None:
     )
     conn.unregister("_unchanged")
     conn.unregister("_listed")
+    conn.execute(f"CREATE OR REPLACE TABLE {VIDEOS} AS {_VIDEOS_SQL}")
 
 
 def _scan(root: Path, known: dict[str, tuple[int, int]]) -> tuple[list[str], pa.Table]:
@@ -145,7 +158,7 @@ def files_of(conn: Any, videos_table: str) -> dict[str, list[str]]:
     """The files of each table for the videos listed in the temp table `videos_table` (column video_id)."""
     files: dict[str, list[str]] = {table: [] for table in (*TABLES, *CAMERA_TABLES)}
     for table, path in conn.execute(
-        f"SELECT tbl, path FROM now_files WHERE video_id IN (SELECT video_id FROM {videos_table}) ORDER BY path"
+        f"SELECT tbl, path FROM {FILES} WHERE video_id IN (SELECT video_id FROM {videos_table}) ORDER BY path"
     ).fetchall():
         files[table].append(path)
     return files

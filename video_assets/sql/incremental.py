@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from video_assets.predictions.store import PredictionStore
-from video_assets.sql.changes import STATE_SCHEMA, files_of, take_snapshot
+from video_assets.sql.changes import STATE_SCHEMA, VIDEOS, files_of, take_snapshot
 from video_assets.sql.models import Partitioning, SqlModel
 
 BUILT = f"{STATE_SCHEMA}.built"
@@ -52,43 +52,54 @@ class IncrementalBuild:
         }
 
 
-def build(conn: Any, model: SqlModel, store: PredictionStore, full_refresh: bool) -> IncrementalBuild:
+def build(
+    conn: Any, model: SqlModel, store: PredictionStore, full_refresh: bool, snapshot_key: str | None = None
+) -> IncrementalBuild:
     """Bring the model's table up to date with the Parquet; call `record` once its data tests ran."""
-    take_snapshot(conn, Path(store.root))
+    take_snapshot(conn, Path(store.root), snapshot_key)
     _ensure_state(conn)
+    partitioning = model.partitioning
+    assert partitioning is not None
     reason = _full_refresh_reason(conn, model, full_refresh)
     if reason:
         conn.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS {render(model, store.relation_sql)}')
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE _changed AS SELECT video_id FROM now_videos UNION "
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE _changed AS SELECT video_id FROM {VIDEOS} UNION "
                      f"SELECT video_id FROM {BUILT} WHERE model = ?", [model.name])
-        videos = _count(conn, "now_videos")
-        return IncrementalBuild(reason, _count(conn, "_changed"), videos, videos, store.relation_sql)
+        partitions = f'(SELECT DISTINCT {_partition(partitioning)} FROM "{model.name}")'
+        videos = _count(conn, VIDEOS)
+        return IncrementalBuild(reason, _count(conn, "_changed"), _count(conn, partitions), videos, store.relation_sql)
     conn.execute(f"CREATE OR REPLACE TEMP TABLE _old AS SELECT * FROM {BUILT} WHERE model = ?", [model.name])
     conn.execute(
-        """CREATE OR REPLACE TEMP TABLE _changed AS
-        SELECT video_id FROM now_videos AS n FULL JOIN _old AS o USING (video_id)
+        f"""CREATE OR REPLACE TEMP TABLE _changed AS
+        SELECT video_id FROM {VIDEOS} AS n FULL JOIN _old AS o USING (video_id)
         WHERE n.fingerprint IS DISTINCT FROM o.fingerprint OR NOT coalesce(o.checked, true)"""
     )
-    partitioning = model.partitioning
-    assert partitioning is not None
     if partitioning.by_video:
-        read, partitions, where = "_changed", "_changed", "video_id IN (SELECT video_id FROM _changed)"
+        read, partitions = "_changed", "_changed"
     else:
         _plan_buckets(conn, partitioning)
         read, partitions = "_read", "_buckets"
-        where = f"date_trunc('{partitioning.granularity}', \"{partitioning.field}\") IN (SELECT bucket FROM _buckets)"
     relation = _relation(conn, store, read)
-    conn.execute(f'DELETE FROM "{model.name}" WHERE {where}')
-    conn.execute(f'INSERT INTO "{model.name}" SELECT * FROM ({render(model, relation)}) WHERE {where}')
-    videos_read = _count(conn, read, "video_id IN (SELECT video_id FROM now_videos)")
+    if _count(conn, partitions):
+        where = f"{_partition(partitioning)} IN (SELECT * FROM {partitions})"
+        conn.execute(f'DELETE FROM "{model.name}" WHERE {where}')
+        conn.execute(f'INSERT INTO "{model.name}" SELECT * FROM ({render(model, relation)}) WHERE {where}')
+    videos_read = _count(conn, read, f"video_id IN (SELECT video_id FROM {VIDEOS})")
     return IncrementalBuild(None, _count(conn, "_changed"), _count(conn, partitions), videos_read, relation)
+
+
+def _partition(partitioning: Partitioning) -> str:
+    """The SQL naming a row's partition: its video, or its time bucket."""
+    if partitioning.by_video:
+        return f'"{partitioning.field}"'
+    return f"date_trunc('{partitioning.granularity}', \"{partitioning.field}\")"
 
 
 def record(conn: Any, model: SqlModel, build: IncrementalBuild, checks_passed: bool) -> None:
     """Remember what the table now holds: each changed video's fingerprint and span."""
     conn.execute(f"DELETE FROM {BUILT} WHERE model = ? AND video_id IN (SELECT video_id FROM _changed)", [model.name])
     conn.execute(
-        f"INSERT INTO {BUILT} SELECT ?, video_id, fingerprint, first_ts, last_ts, source, ? FROM now_videos "
+        f"INSERT INTO {BUILT} SELECT ?, video_id, fingerprint, first_ts, last_ts, source, ? FROM {VIDEOS} "
         "WHERE video_id IN (SELECT video_id FROM _changed)",
         [model.name, checks_passed],
     )
@@ -138,7 +149,7 @@ def _plan_buckets(conn: Any, partitioning: Partitioning) -> None:
     """Temp tables `_buckets` (the time buckets to replace) and `_read` (the videos they need)."""
     unit, lookback = partitioning.granularity, partitioning.lookback
     step = f"INTERVAL 1 {unit}"
-    for state, table in (("now", "now_videos"), ("old", "_old")):
+    for state, table in (("now", VIDEOS), ("old", "_old")):
         conn.execute(
             f"CREATE OR REPLACE TEMP TABLE _ranked_{state} AS SELECT *, "
             f"row_number() OVER (PARTITION BY source ORDER BY first_ts, video_id) AS rank "
