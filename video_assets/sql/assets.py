@@ -189,11 +189,9 @@ def table_metadata(conn: Any, table: str, materialized: str = "table") -> dict:
     if materialized == "view":
         return metadata
     preview = conn.execute(f'SELECT * FROM "{table}" LIMIT {PREVIEW_ROWS}')
-    return {
-        **metadata,
-        "dagster/row_count": conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0],
-        "preview": dg.MetadataValue.md(_markdown_table([d[0] for d in preview.description], preview.fetchall())),
-    }
+    metadata["preview"] = dg.MetadataValue.md(_markdown_table([d[0] for d in preview.description], preview.fetchall()))
+    metadata["dagster/row_count"] = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+    return metadata
 
 
 def _markdown_table(header: list[str], rows: list[tuple]) -> str:
