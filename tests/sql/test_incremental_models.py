@@ -33,7 +33,7 @@ from video_assets.sql import changes
 from video_assets.sql.assets import build_model, full_refresh_run_config
 from video_assets.sql.defs import sql_variables
 from video_assets.sql.incremental import render
-from video_assets.sql.models import load_models
+from video_assets.sql.models import SqlModelError, load_models
 from video_assets.sql.warehouse import Warehouse
 
 START = datetime(2026, 11, 26, 6, tzinfo=UTC)
@@ -326,7 +326,7 @@ def test_readers_never_wait_for_incremental_builds(tmp_path) -> None:
         from video_assets.predictions.store import PredictionStore
         from video_assets.settings import Settings
         from video_assets.sql.defs import sql_variables
-        from video_assets.sql.models import load_models
+        from video_assets.sql.models import SqlModelError, load_models
         from video_assets.sql.warehouse import Warehouse
         settings = Settings(home=Path({str(settings.home)!r}))
         warehouse = Warehouse(path=str(settings.warehouse_path), build_path=str(settings.warehouse_build_path))
@@ -378,3 +378,25 @@ def test_a_failed_check_of_an_incremental_model_stops_downstream_models(tmp_path
     assert build() == ({"per_source", "downstream"}, {"unique_source": True})
     videos.write("b.mp4-000000000002", {"frames": videos.tables("b.mp4-000000000002", "inbox", START, 1.0, 3, 0)["frames"]})
     assert build() == ({"per_source"}, {"unique_source": False})  # two videos from inbox: downstream blocked
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"a.yml": "materialized: incremental\n"}, "needs `partition_by: video_id`"),
+        ({"a.yml": "materialized: incremental\npartition_by: source\n"}, "needs `partition_by: video_id`"),
+        ({"a.yml": "materialized: incremental\npartition_by: {field: hour_utc, granularity: week}\n"}, "granularity 'week'"),
+        ({"a.yml": "materialized: incremental\npartition_by: {field: h, granularity: hour}\nlookback: -1\n"}, "lookback must be"),
+        ({"a.yml": "materialized: incremental\npartition_by: video_id\nlookback: 1\n"}, "lookback applies to time partitions"),
+        ({"a.yml": "partition_by: video_id\n"}, "only apply to `materialized: incremental`"),
+        ({"a.yml": "materialized: incremental\npartition_by: video_id\n", "a.sql": "select * from {{ ref('b') }}",
+          "b.sql": "select 1 as video_id"}, r"ref\('b'\) is a table"),
+    ],
+)
+def test_malformed_incremental_config_names_the_file(tmp_path, files, message) -> None:
+    files = {"a.sql": "select video_id from {{ source('frames') }}", **files}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(SqlModelError, match=message) as raised:
+        load_models(tmp_path)
+    assert str(tmp_path / "a.") in str(raised.value)

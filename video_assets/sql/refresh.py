@@ -27,14 +27,14 @@ def rebuild_all(settings: Settings, out: TextIO = sys.stdout) -> int:
     names = [key.to_user_string() for key in selection.resolve(defs.resolve_asset_graph())]
     with dg.DagsterInstance.get() as instance:
         result = dg.materialize(
-            list(defs.assets or []),
+            [asset for asset in defs.assets or [] if isinstance(asset, dg.AssetsDefinition)],
             selection=selection,
             instance=instance,
             resources=defs.resources,
             run_config=full_refresh_run_config(names),
             raise_on_error=False,
         )
-    built = sorted(e.asset_key.to_user_string() for e in result.get_asset_materialization_events())
+    built = sorted(e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events())
     failed = sorted(c.asset_key.to_user_string() + ":" + c.check_name
                     for c in result.get_asset_check_evaluations() if not c.passed)
     print(f"Rebuilt in full into {settings.warehouse_path}: {', '.join(built) or 'none'}", file=out)
