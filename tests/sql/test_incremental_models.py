@@ -400,3 +400,29 @@ def test_malformed_incremental_config_names_the_file(tmp_path, files, message) -
     with pytest.raises(SqlModelError, match=message) as raised:
         load_models(tmp_path)
     assert str(tmp_path / "a.") in str(raised.value)
+
+
+def test_a_build_with_nothing_new_leaves_the_warehouse_untouched(tmp_path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    store = PredictionStore(root=str(settings.predictions_dir))
+    warehouse = Warehouse(path=str(settings.warehouse_path), build_path=str(settings.warehouse_build_path))
+    models = load_models(settings.sql_dir, sql_variables())
+    videos = Videos(settings.predictions_dir, random.Random(21))
+    for n in range(3):
+        videos.file_video(f"file{n}.mp4-{n:012x}")
+
+    def age_folders() -> None:
+        """As if written minutes ago: folders changed within the last seconds are always listed again."""
+        for folder in settings.predictions_dir.glob("*/video_id=*"):
+            os.utime(folder, ns=(folder.stat().st_atime_ns, folder.stat().st_mtime_ns - 60_000_000_000))
+
+    age_folders()
+    build_all(warehouse, store, models)
+    published = settings.warehouse_path.stat().st_mtime_ns
+    quiet = build_all(warehouse, store, models)
+    assert quiet["video_summary"]["videos_changed"] == 0
+    assert settings.warehouse_path.stat().st_mtime_ns == published  # nothing written, nothing copied
+
+    videos.file_video("file1.mp4-000000000001")  # re-run just now: its folders changed moments ago
+    assert build_all(warehouse, store, models)["video_summary"]["videos_changed"] == 1
+    assert settings.warehouse_path.stat().st_mtime_ns > published

@@ -26,7 +26,7 @@ VIDEOS = f"{STATE_SCHEMA}.videos"  # every video now: the fingerprint of its fil
 SNAPSHOT = f"{STATE_SCHEMA}.snapshot"  # the key of the last look at the files
 TIMED_TABLES = ("detections", "frames")  # their frame_ts gives a video its time span
 # A folder changed this recently may change again within the same tick of the filesystem clock
-# without its mtime moving: list it again until it is older than this.
+# without its mtime moving: it is listed again at each build until its mtime is older than this.
 SETTLED_NS = 2_000_000_000
 _VIDEOS_SQL = f"""
     SELECT video_id,
@@ -116,10 +116,12 @@ def _scan(root: Path, known: dict[str, tuple[int, int]]) -> tuple[list[str], pa.
                 stat = folder.stat()
             except FileNotFoundError:
                 continue  # deleted while scanning: the next build sees it gone
-            if stat.st_mtime_ns < settled_before and known.get(folder.path) == (stat.st_ino, stat.st_mtime_ns):
+            if known.get(folder.path) == (stat.st_ino, stat.st_mtime_ns):
                 unchanged.append(folder.path)
                 continue
-            video = (table, folder.name[len(_VIDEO_FOLDER):], folder.path, stat.st_ino, stat.st_mtime_ns)
+            # a folder changed moments ago is recorded without its mtime, so that it is listed again next time
+            mtime = stat.st_mtime_ns if stat.st_mtime_ns < settled_before else None
+            video = (table, folder.name[len(_VIDEO_FOLDER):], folder.path, stat.st_ino, mtime)
             for file in _entries(Path(folder.path)):
                 if file.name.startswith(".") or not file.name.endswith(".parquet"):
                     continue  # hidden: a temporary file not yet published
