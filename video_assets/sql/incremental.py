@@ -11,6 +11,10 @@ hour, of every video). A build
 3. reads only the videos those partitions need (for a bucket: every video whose frames overlap it,
    plus the n videos of the same source before each), deletes the partitions and inserts them
    recomputed, in the caller's transaction, with the record of what it built.
+This equals a full rebuild when a time-partitioned model's field is date_trunc(granularity, frame_ts)
+of the frames or detections each row aggregates, and, with `lookback`, when a window reaches back no
+further than the previous video of the source (a camera's hours do not overlap, and each carries the
+counters its next hour continues).
 A full refresh (asked for, the first build, a changed SQL or config, a lost table) rebuilds the table
 from all the Parquet, as a table model is built, and records every video.
 Data tests over sources alone read the same videos as the build (the rest passed when they were
