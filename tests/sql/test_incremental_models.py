@@ -186,7 +186,7 @@ def build_all(
     return metadata
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)])
 def test_random_changes_give_the_tables_a_full_rebuild_gives(tmp_path, monkeypatch, seed) -> None:
     # folders are trusted by their mtime at once (not 2 s later): the unchanged ones are not listed again
     monkeypatch.setattr(changes, "SETTLED_NS", 0)
