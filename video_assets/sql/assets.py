@@ -125,7 +125,7 @@ def _build_model(
     conn: Any, model: SqlModel, store: PredictionStore, full_refresh: bool, snapshot_key: str | None
 ) -> tuple[dict, list[dg.AssetCheckResult]]:
     if model.materialized == "view":
-        _create_view(conn, model.name, model.render(store.relation_sql))
+        _create_view(conn, model.name, model.render(store.relation_sql), _view_definitions(conn))
         return {}, [_run_check(conn, model.name, check, store.relation_sql) for check in model.checks]
     if model.materialized == "table":
         conn.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS {model.render(store.relation_sql)}')
@@ -142,17 +142,20 @@ def _build_model(
 
 def _refresh_source_views(conn: Any, store: PredictionStore) -> None:
     """Views over the Parquet tables, so readers can `select ... from detections` too."""
+    current = _view_definitions(conn)
     for table in dict.fromkeys(SOURCES.values()):
-        _create_view(conn, table, f"SELECT * FROM {store.relation_sql(table)}")
+        _create_view(conn, table, f"SELECT * FROM {store.relation_sql(table)}", current)
 
 
-def _create_view(conn: Any, name: str, sql: str) -> None:
-    """Create the view unless it already reads exactly this SQL (kept as its comment): creating a view
-    over the Parquet reads the footer of every file."""
-    current = conn.execute(
-        "SELECT comment FROM duckdb_views() WHERE schema_name = 'main' AND view_name = ?", [name]
-    ).fetchone()
-    if current is None or current[0] != sql:
+def _view_definitions(conn: Any) -> dict[str, str]:
+    """The SQL each view was created from, kept as its comment."""
+    return dict(conn.execute("SELECT view_name, comment FROM duckdb_views() WHERE schema_name = 'main'").fetchall())
+
+
+def _create_view(conn: Any, name: str, sql: str, current: dict[str, str]) -> None:
+    """Create the view unless it already reads exactly this SQL: creating a view over the Parquet reads
+    the footer of every file."""
+    if current.get(name) != sql:
         conn.execute(f'CREATE OR REPLACE VIEW "{name}" AS {sql}')
         conn.execute(f"""COMMENT ON VIEW "{name}" IS '{sql.replace("'", "''")}'""")
 

@@ -28,6 +28,17 @@ TIMED_TABLES = ("detections", "frames")  # their frame_ts gives a video its time
 # A folder changed this recently may change again within the same tick of the filesystem clock
 # without its mtime moving: it is listed again at each build until its mtime is older than this.
 SETTLED_NS = 2_000_000_000
+BUILT = f"{STATE_SCHEMA}.built"  # per model: each video's fingerprint and span when the model was last built
+DEFINITIONS = f"{STATE_SCHEMA}.models"  # per model: the definition its table was last fully built from
+_STATE_TABLES = {
+    FILES: "tbl VARCHAR, video_id VARCHAR, folder VARCHAR, folder_ino UBIGINT, folder_mtime_ns BIGINT, path VARCHAR, "
+    "ino UBIGINT, size BIGINT, mtime_ns BIGINT, first_ts TIMESTAMPTZ, last_ts TIMESTAMPTZ, source VARCHAR",
+    VIDEOS: "video_id VARCHAR, fingerprint VARCHAR, first_ts TIMESTAMPTZ, last_ts TIMESTAMPTZ, source VARCHAR",
+    SNAPSHOT: "key VARCHAR",
+    BUILT: "model VARCHAR, video_id VARCHAR, fingerprint VARCHAR, first_ts TIMESTAMPTZ, last_ts TIMESTAMPTZ, "
+    "source VARCHAR, checked BOOLEAN",
+    DEFINITIONS: "model VARCHAR, definition VARCHAR",
+}
 _VIDEOS_SQL = f"""
     SELECT video_id,
            md5(string_agg(path || ':' || ino || ':' || size || ':' || mtime_ns, '|' ORDER BY path)) AS fingerprint,
@@ -49,24 +60,32 @@ _SCANNED = pa.schema(
 )
 
 
+def ensure_state(conn: Any) -> None:
+    """The `_incremental` tables, created once (one query when they exist)."""
+    existing = {row[0] for row in conn.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [STATE_SCHEMA]
+    ).fetchall()}
+    if existing >= {name.split(".")[1] for name in _STATE_TABLES}:
+        return
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
+    for name, columns in _STATE_TABLES.items():
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+    if "videos" not in existing:  # derived from the files: derive it from those already recorded
+        conn.execute(f"CREATE OR REPLACE TABLE {VIDEOS} AS {_VIDEOS_SQL}")
+
+
 def take_snapshot(conn: Any, root: Path, key: str | None = None) -> None:
     """Bring `_incremental.files` (tbl, video_id, path, ...) and `_incremental.videos` (video_id,
     fingerprint, first_ts, last_ts, source) up to date with the files. With a `key` (a run's id), the
     files are looked at once for every build with that key: the models of one run are built as of
     the same moment."""
-    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
-    conn.execute(
-        f"CREATE TABLE IF NOT EXISTS {FILES} (tbl VARCHAR, video_id VARCHAR, folder VARCHAR, folder_ino UBIGINT, "
-        "folder_mtime_ns BIGINT, path VARCHAR, ino UBIGINT, size BIGINT, mtime_ns BIGINT, "
-        "first_ts TIMESTAMPTZ, last_ts TIMESTAMPTZ, source VARCHAR)"
-    )
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {VIDEOS} AS {_VIDEOS_SQL}")
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {SNAPSHOT} (key VARCHAR)")
-    if key is None or conn.execute(f"SELECT count(*) FROM {SNAPSHOT} WHERE key = ?", [key]).fetchone()[0] == 0:
-        _look(conn, root)
+    ensure_state(conn)
+    if key is not None and conn.execute(f"SELECT key FROM {SNAPSHOT}").fetchone() == (key,):
+        return
+    _look(conn, root)
     if key is not None:
-        conn.execute(f"DELETE FROM {SNAPSHOT} WHERE key IS DISTINCT FROM ?", [key])
-        conn.execute(f"INSERT INTO {SNAPSHOT} SELECT ? WHERE NOT EXISTS (SELECT 1 FROM {SNAPSHOT})", [key])
+        conn.execute(f"DELETE FROM {SNAPSHOT}")
+        conn.execute(f"INSERT INTO {SNAPSHOT} VALUES (?)", [key])
 
 
 def _look(conn: Any, root: Path) -> None:

@@ -32,11 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from video_assets.predictions.store import PredictionStore
-from video_assets.sql.changes import STATE_SCHEMA, VIDEOS, files_of, take_snapshot
+from video_assets.sql.changes import BUILT, DEFINITIONS, VIDEOS, files_of, take_snapshot
 from video_assets.sql.models import Partitioning, SqlModel
-
-BUILT = f"{STATE_SCHEMA}.built"
-DEFINITIONS = f"{STATE_SCHEMA}.models"
 
 
 @dataclass(frozen=True)
@@ -61,7 +58,6 @@ def build(
 ) -> IncrementalBuild:
     """Bring the model's table up to date with the Parquet; call `record` once its data tests ran."""
     take_snapshot(conn, Path(store.root), snapshot_key)
-    _ensure_state(conn)
     partitioning = model.partitioning
     assert partitioning is not None
     reason = _full_refresh_reason(conn, model, full_refresh)
@@ -78,18 +74,22 @@ def build(
         SELECT video_id FROM {VIDEOS} AS n FULL JOIN _old AS o USING (video_id)
         WHERE n.fingerprint IS DISTINCT FROM o.fingerprint OR NOT coalesce(o.checked, true)"""
     )
+    changed = _count(conn, "_changed")
+    if not changed:
+        return IncrementalBuild(None, 0, 0, 0, lambda table: store.files_relation_sql(table, []))
     if partitioning.by_video:
         read, partitions = "_changed", "_changed"
     else:
         _plan_buckets(conn, partitioning)
         read, partitions = "_read", "_buckets"
     relation = _relation(conn, store, read)
-    if _count(conn, partitions):
+    replaced = _count(conn, partitions)
+    if replaced:
         where = f"{_partition(partitioning)} IN (SELECT * FROM {partitions})"
         conn.execute(f'DELETE FROM "{model.name}" WHERE {where}')
         conn.execute(f'INSERT INTO "{model.name}" SELECT * FROM ({render(model, relation)}) WHERE {where}')
     videos_read = _count(conn, read, f"video_id IN (SELECT video_id FROM {VIDEOS})")
-    return IncrementalBuild(None, _count(conn, "_changed"), _count(conn, partitions), videos_read, relation)
+    return IncrementalBuild(None, changed, replaced, videos_read, relation)
 
 
 def _partition(partitioning: Partitioning) -> str:
@@ -101,6 +101,8 @@ def _partition(partitioning: Partitioning) -> str:
 
 def record(conn: Any, model: SqlModel, build: IncrementalBuild, checks_passed: bool) -> None:
     """Remember what the table now holds: each changed video's fingerprint and span."""
+    if not build.changed and not build.full_refresh:
+        return
     conn.execute(f"DELETE FROM {BUILT} WHERE model = ? AND video_id IN (SELECT video_id FROM _changed)", [model.name])
     conn.execute(
         f"INSERT INTO {BUILT} SELECT ?, video_id, fingerprint, first_ts, last_ts, source, ? FROM {VIDEOS} "
@@ -125,14 +127,6 @@ def definition(model: SqlModel) -> str:
     """Changes whenever the table would: the SQL of the model and of the views it reads, and its partitioning."""
     parts = [model.sql, asdict(model.partitioning) if model.partitioning else None, [(v.name, v.sql) for v in model.views]]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-
-
-def _ensure_state(conn: Any) -> None:
-    conn.execute(
-        f"CREATE TABLE IF NOT EXISTS {BUILT} (model VARCHAR, video_id VARCHAR, fingerprint VARCHAR, "
-        "first_ts TIMESTAMPTZ, last_ts TIMESTAMPTZ, source VARCHAR, checked BOOLEAN)"
-    )
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {DEFINITIONS} (model VARCHAR, definition VARCHAR)")
 
 
 def _full_refresh_reason(conn: Any, model: SqlModel, requested: bool) -> str | None:
