@@ -6,15 +6,15 @@ hour, of every video). A build
 1. fingerprints every video's Parquet files (changes.py) and compares them with what this model
    recorded at its last build (`_incremental.built`): new, re-run and deleted videos have changed;
 2. picks the partitions to replace: the changed videos, or every bucket their frames span now or
-   spanned at the last build; with `lookback: n`, also the buckets of the n videos of the same source
-   after each changed one (their window reached back into it);
+   spanned at the last build; with `lookback: n`, also the buckets of the n hours of the same camera
+   after each changed camera hour (their window reached back into it);
 3. reads only the videos those partitions need (for a bucket: every video whose frames overlap it,
-   plus the n videos of the same source before each), deletes the partitions and inserts them
+   plus the n hours of the same camera before each camera hour), deletes the partitions and inserts them
    recomputed, in the caller's transaction, with the record of what it built.
 This equals a full rebuild when a time-partitioned model's field is date_trunc(granularity, frame_ts)
 of the frames or detections each row aggregates, and, with `lookback`, when a window reaches back no
-further than the previous video of the source (a camera's hours do not overlap, and each carries the
-counters its next hour continues).
+further than the previous hour of the same camera (a camera's hours do not overlap, and each carries
+the counters its next hour continues; a file's window stays within the file).
 A full refresh (asked for, the first build, a changed SQL or config, a lost table) rebuilds the table
 from all the Parquet, as a table model is built, and records every video.
 Data tests over sources alone read the same videos as the build (the rest passed when they were
@@ -147,15 +147,17 @@ def _plan_buckets(conn: Any, partitioning: Partitioning) -> None:
     """Temp tables `_buckets` (the time buckets to replace) and `_read` (the videos they need)."""
     unit, lookback = partitioning.granularity, partitioning.lookback
     step = f"INTERVAL 1 {unit}"
+    # camera hours in order, per camera (video_id <camera>@<hour>; a file's key has no @): with `lookback`,
+    # a window runs on from one hour of a camera into the next
     for state, table in (("now", VIDEOS), ("old", "_old")):
         conn.execute(
-            f"CREATE OR REPLACE TEMP TABLE _ranked_{state} AS SELECT *, "
+            f"CREATE OR REPLACE TEMP TABLE _hours_{state} AS SELECT video_id, source, first_ts, last_ts, "
             f"row_number() OVER (PARTITION BY source ORDER BY first_ts, video_id) AS rank "
-            f"FROM {table} WHERE first_ts IS NOT NULL"
+            f"FROM {table} WHERE first_ts IS NOT NULL AND video_id LIKE '%@%'"
         )
-    # the spans of the changed videos, now and at the last build, and of the `lookback` videos after each
+    # the spans of the changed videos, now and at the last build, and of the `lookback` hours after each
     followers = " UNION ALL ".join(
-        f"SELECT a.first_ts, a.last_ts FROM _ranked_{state} AS a JOIN _ranked_{state} AS c "
+        f"SELECT a.first_ts, a.last_ts FROM _hours_{state} AS a JOIN _hours_{state} AS c "
         f"ON a.source = c.source AND a.rank BETWEEN c.rank + 1 AND c.rank + {lookback} "
         "WHERE c.video_id IN (SELECT video_id FROM _changed)"
         for state in ("now", "old")
@@ -163,22 +165,24 @@ def _plan_buckets(conn: Any, partitioning: Partitioning) -> None:
     conn.execute(
         f"""CREATE OR REPLACE TEMP TABLE _buckets AS
         WITH spans AS (
-            SELECT first_ts, last_ts FROM _ranked_now WHERE video_id IN (SELECT video_id FROM _changed)
-            UNION ALL SELECT first_ts, last_ts FROM _ranked_old WHERE video_id IN (SELECT video_id FROM _changed)
+            SELECT first_ts, last_ts FROM {VIDEOS} WHERE video_id IN (SELECT video_id FROM _changed)
+            UNION ALL SELECT first_ts, last_ts FROM _old WHERE video_id IN (SELECT video_id FROM _changed)
             UNION ALL {followers}
         )
-        SELECT DISTINCT unnest(generate_series(date_trunc('{unit}', first_ts), last_ts, {step})) AS bucket FROM spans"""
+        SELECT DISTINCT unnest(generate_series(date_trunc('{unit}', first_ts), last_ts, {step})) AS bucket
+        FROM spans WHERE first_ts IS NOT NULL"""
     )
-    # every video with frames in a bucket, and the `lookback` videos of its source before each
+    # every video with frames in a bucket, and the `lookback` hours of its camera before each
     conn.execute(
         f"""CREATE OR REPLACE TEMP TABLE _read AS
         WITH overlapping AS (
-            SELECT DISTINCT v.video_id, v.source, v.rank FROM _ranked_now AS v
+            SELECT DISTINCT v.video_id FROM {VIDEOS} AS v
             JOIN _buckets AS b ON v.first_ts < b.bucket + {step} AND v.last_ts >= b.bucket
         )
         SELECT video_id FROM overlapping
-        UNION SELECT p.video_id FROM _ranked_now AS p JOIN overlapping AS o
-            ON p.source = o.source AND p.rank BETWEEN o.rank - {lookback} AND o.rank - 1"""
+        UNION SELECT p.video_id FROM _hours_now AS p JOIN _hours_now AS o
+            ON p.source = o.source AND p.rank BETWEEN o.rank - {lookback} AND o.rank - 1
+            WHERE o.video_id IN (SELECT video_id FROM overlapping)"""
     )
 
 

@@ -13,7 +13,7 @@ materialized: view         # computed when read: per-row steps other models and 
 materialized: incremental  # only the partitions whose videos changed since the last build are replaced
 partition_by: video_id     # each row belongs to one video (video_id is a column of the model)
 partition_by: {field: hour_utc, granularity: hour}   # or: rows of the frames in one minute|hour|day
-lookback: 1                # a window reaches back across videos of a source: read that many before
+lookback: 1                # a window runs on across a camera's hours: read that many hours before
 ```
 What is new needs no `is_incremental()` filter: an incremental build gives the SELECT only the
 videos it needs (see incremental.py); `full_refresh` (run config) rebuilds everything.
@@ -60,7 +60,7 @@ class Partitioning:
 
     field: str  # video_id, or a timestamp column of the model: date_trunc(granularity, frame_ts)
     granularity: str | None = None  # None: partitions are videos
-    lookback: int = 0  # videos of the same source before each one read, for windows that span videos
+    lookback: int = 0  # hours of the same camera read before each camera hour, for windows across its hours
 
     @property
     def by_video(self) -> bool:
@@ -184,7 +184,7 @@ def _partitioning(path: Path, config: Mapping[str, Any], materialized: str) -> P
     if spec["granularity"] not in GRANULARITIES:
         raise SqlModelError(f"{path}: granularity {spec['granularity']!r}; use one of {list(GRANULARITIES)}")
     if not isinstance(lookback, int) or isinstance(lookback, bool) or lookback < 0:
-        raise SqlModelError(f"{path}: lookback must be a whole number of videos (0 or more), not {lookback!r}")
+        raise SqlModelError(f"{path}: lookback must be a whole number of camera hours (0 or more), not {lookback!r}")
     return Partitioning(spec["field"], spec["granularity"], lookback)
 
 
