@@ -1,8 +1,8 @@
 """The benchmark harness: every figure is a ratio against a baseline measured in the same run.
 
-    .venv/bin/python benchmarks/run.py            # every row (about 30 minutes on 2 cores)
-    .venv/bin/python benchmarks/run.py --smoke    # tiny inputs, checks the harness works
-    .venv/bin/python benchmarks/run.py --only e,f # some rows only (the others of the last run are kept)
+    .venv/bin/python benchmarks/run.py            # full run (about 30 minutes on 2 cores; 100 M detections for f)
+    .venv/bin/python benchmarks/run.py --smoke    # tiny inputs, checks the harness works (about 1-2 minutes)
+    .venv/bin/python benchmarks/run.py --only e,f # some measurements only
 
 Inputs are generated under benchmarks/work/ (reused while they exist). Results are written to
 benchmarks/results/latest.json and latest.md after each measurement, so a failure later on loses nothing.
@@ -43,7 +43,7 @@ class Scale:
     rss_short_s: float = 60
     rss_long_s: float = 600
     sensor_counts: tuple[int, ...] = (100, 1_000, 10_000)
-    sql_rows: tuple[int, ...] = (1_000_000, 10_000_000)
+    sql_rows: tuple[int, ...] = (1_000_000, 10_000_000, 100_000_000)
     repeats: int = 2
     short_clips: int = 20
     one_frame_runs: int = 50

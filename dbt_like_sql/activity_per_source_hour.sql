@@ -1,24 +1,35 @@
 -- Activity per source (drop folder or camera) per hour (UTC): frames processed, seconds of video
 -- covered, detections, distinct tracks and classes seen.
-with frames as (
+-- (Grouped per video, or per track, first: cheaper than count(distinct) over every frame and box.)
+with frames_per_video as (
     select
         f.source,
         date_trunc('hour', f.frame_ts) as hour_utc,
+        f.video_id,
         count(*) as frames_processed,
-        sum(1.0 / v.fps) as video_s,
-        count(distinct f.video_id) as videos
+        sum(1.0 / v.fps) as video_s
     from {{ source('frames') }} as f
     join {{ source('videos') }} as v using (video_id)
+    group by all
+),
+frames as (
+    select source, hour_utc, count(*) as videos, sum(frames_processed)::bigint as frames_processed, sum(video_s) as video_s
+    from frames_per_video
+    group by all
+),
+boxes_per_track as (
+    select source, date_trunc('hour', frame_ts) as hour_utc, video_id, tracker_id, class_name, count(*) as boxes
+    from {{ source('predictions') }}
     group by all
 ),
 detections as (
     select
         source,
-        date_trunc('hour', frame_ts) as hour_utc,
-        count(*) as detections,
-        count(distinct video_id || '/' || tracker_id) as tracks,
+        hour_utc,
+        sum(boxes)::bigint as detections,
+        count(distinct (video_id, tracker_id)) filter (where tracker_id is not null) as tracks,
         string_agg(distinct class_name, ', ' order by class_name) as classes
-    from {{ source('predictions') }}
+    from boxes_per_track
     group by all
 )
 select

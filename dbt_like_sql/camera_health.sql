@@ -1,5 +1,6 @@
--- One row per camera per hour (UTC): frames processed and dropped, drop rate, effective fps, first and
--- last frame, gaps (count, seconds, longest; a gap counts in the hour it ended) and reconnects.
+-- One row per camera per hour (UTC; video_id names the camera hour): frames processed and dropped,
+-- drop rate, effective fps, first and last frame, gaps (count, seconds, longest; a gap counts in the
+-- hour it ended) and reconnects.
 with segments as (
     select
         video_id,
@@ -29,6 +30,7 @@ gaps as (
 select
     s.camera,
     s.hour,
+    s.video_id,
     s.frames_processed,
     s.frames_dropped,
     round(100.0 * s.frames_dropped / nullif(s.frames_processed + s.frames_dropped, 0), 2) as dropped_pct,

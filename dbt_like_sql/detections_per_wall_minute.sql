@@ -1,12 +1,17 @@
 -- Detections per class per wall-clock minute (UTC) and source, across every video and camera;
 -- tracks are counted per video (a tracker id is only unique within its video).
+with per_track as (  -- grouped by track first: cheaper than count(distinct) over every box
+    select source, class_name, date_trunc('minute', frame_ts) as minute_utc, video_id, tracker_id, count(*) as boxes
+    from {{ source('predictions') }}
+    group by all
+)
 select
     source,
     class_name,
-    date_trunc('minute', frame_ts) as minute_utc,
-    count(*) as detections,
+    minute_utc,
+    sum(boxes)::bigint as detections,
     count(distinct video_id) as videos,
-    count(distinct video_id || '/' || tracker_id) as tracks
-from {{ source('predictions') }}
+    count(tracker_id) as tracks
+from per_track
 group by all
 order by source, class_name, minute_utc

@@ -2,18 +2,20 @@
 -- named *count_in / *count_out (line_counter's count_in and count_out). Counters restart at 0 for
 -- every video, so a frame's crossings are its total minus the previous frame's. A camera's counters
 -- run on across its hours (video_id <camera>@<hour>) and restart with its worker (a total below the
--- previous one). A view: line_crossings_per_hour and the Vision Events sink both count from it.
+-- previous one). A view, not incremental: each step reads the frame before it, across all of a camera's
+-- history; line_crossings_per_hour (incremental by hour) and the Vision Events sink both count from it.
 with counters as (
     select
         video_id,
         source,
         frame_idx,
         frame_ts,
-        k.counter,
-        try_cast(json_extract_string(outputs, '$."' || k.counter || '"') as bigint) as total,
+        o.output.key as counter,
+        try_cast(o.output.value as bigint) as total,
         case when video_id like '%@%' then source else video_id end as counter_run
-    from {{ source('frames') }}, unnest(json_keys(outputs)) as k(counter)
-    where k.counter like '%count_in' or k.counter like '%count_out'
+    -- each frame's outputs parsed once, as (name, value as text) pairs
+    from {{ source('frames') }}, unnest(map_entries(json_transform(outputs, '"MAP(VARCHAR, VARCHAR)"'))) as o(output)
+    where o.output.key like '%count_in' or o.output.key like '%count_out'
 ),
 deltas as (
     select

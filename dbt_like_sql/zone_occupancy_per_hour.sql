@@ -6,10 +6,11 @@ with readings as (
         video_id,
         source,
         frame_ts,
-        k.zone,
-        try_cast(json_extract_string(outputs, '$."' || k.zone || '"') as double) as occupancy
-    from {{ source('frames') }}, unnest(json_keys(outputs)) as k(zone)
-    where k.zone like 'zone%' or k.zone like '%occupancy%'
+        o.output.key as zone,
+        try_cast(o.output.value as double) as occupancy
+    -- each frame's outputs parsed once, as (name, value as text) pairs
+    from {{ source('frames') }}, unnest(map_entries(json_transform(outputs, '"MAP(VARCHAR, VARCHAR)"'))) as o(output)
+    where o.output.key like 'zone%' or o.output.key like '%occupancy%'
 ),
 timed as (
     select r.*, 1.0 / v.fps as frame_s

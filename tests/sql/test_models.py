@@ -15,7 +15,7 @@ from video_assets.sql.models import SqlModelError, load_models, model_named
         ({"bad-name.sql": "select 1"}, "must be SQL identifiers"),
         ({"a.sql": "select 1", "a.yml": "checks:\n  nonsense: [x]\n"}, "unknown check kind"),
         ({"a.sql": "select 1", "a.yml": "checks: [unclosed"}, "not valid YAML"),
-        ({"a.sql": "select 1", "a.yml": "materialized: snapshot\n"}, "materialized: 'snapshot'; use table or view"),
+        ({"a.sql": "select 1", "a.yml": "materialized: snapshot\n"}, "materialized: 'snapshot'; use table, view or incremental"),
         ({"a.sql": "select 1", "a.yml": "tests:\n  unique: [x]\n"}, r"unknown key\(s\) \['tests'\]"),
     ],
 )

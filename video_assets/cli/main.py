@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
                         "run's dagster-celery/queue tag says otherwise)")  # fmt: skip
     worker.add_argument("--concurrency", type=int, metavar="N", help="worker processes (default: VIDEO_ASSETS_WORKERS)")
     sql = commands.add_parser("sql", help="run a query against the published warehouse (read-only)")
-    sql.add_argument("query", help='e.g. "select * from video_summary"')
+    sql.add_argument("query", nargs="?", help='e.g. "select * from video_summary"')
+    sql.add_argument("--full-refresh", action="store_true", help="first rebuild every SQL model from all the Parquet")
     formats = sql.add_mutually_exclusive_group()
     formats.add_argument("--csv", dest="output", action="store_const", const="csv", help="print CSV")
     formats.add_argument("--json", dest="output", action="store_const", const="json", help="print JSON")
@@ -64,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sql":
         from video_assets.cli.query import run_query
 
+        if args.full_refresh:
+            from video_assets.sql.refresh import rebuild_all
+
+            code = rebuild_all(settings)
+            if code or not args.query:
+                return code
+        elif not args.query:
+            parser.error("sql: give a query (or --full-refresh)")
         return run_query(settings, args.query, args.output or "table")
     if args.command == "worker":
         return run_worker(settings, tuple(args.queues or ()), args.concurrency)

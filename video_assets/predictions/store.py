@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -53,7 +54,19 @@ class PredictionStore(dg.ConfigurableResource):
         and empty while no such video has been processed."""
         pattern = self.glob(table, videos)
         if any(Path(self.root, table).glob(f"video_id={videos}/*.parquet")):
-            quoted = pattern.replace("'", "''")
-            return f"read_parquet('{quoted}', union_by_name = true, hive_partitioning = false)"
-        columns = ", ".join(f"NULL::{duckdb_type(f.type)} AS {f.name}" for f in SCHEMAS[table])
-        return f"(SELECT {columns} WHERE false)"
+            return _parquet_sql([pattern])
+        return _empty_sql(table)
+
+    def files_relation_sql(self, table: str, files: Sequence[str]) -> str:
+        """SQL for the table read from these files only (the videos an incremental build needs)."""
+        return _parquet_sql(files) if files else _empty_sql(table)
+
+
+def _parquet_sql(paths: Sequence[str]) -> str:
+    quoted = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+    return f"read_parquet([{quoted}], union_by_name = true, hive_partitioning = false)"
+
+
+def _empty_sql(table: str) -> str:
+    columns = ", ".join(f"NULL::{duckdb_type(f.type)} AS {f.name}" for f in SCHEMAS[table])
+    return f"(SELECT {columns} WHERE false)"

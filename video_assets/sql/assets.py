@@ -1,14 +1,17 @@
 """One Dagster asset per SQL model: a DuckDB table swapped in atomically, its data tests as asset checks."""
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from video_assets.glossary import described
 from video_assets.predictions.store import PredictionStore
+from video_assets.sql import incremental
 from video_assets.sql.checks import SqlCheck
-from video_assets.sql.models import SOURCES, SqlModel, load_models, render_sql
+from video_assets.sql.models import SOURCES, SqlModel, load_models, reads_models, render_sql
 from video_assets.sql.warehouse import Warehouse
 
 SQL_GROUP = "sql"
@@ -49,6 +52,19 @@ def build_sql_assets(
     return [_model_asset(model, producers) for model in load_models(sql_dir, variables)]
 
 
+class SqlModelConfig(dg.Config):
+    full_refresh: bool = Field(
+        default=False,
+        description="Rebuild an incremental model from all the Parquet, not only the videos that changed "
+        "(table models always are; dbt's --full-refresh).",
+    )
+
+
+def full_refresh_run_config(models: Sequence[str]) -> dg.RunConfig:
+    """Run config that fully refreshes these SQL models (e.g. every asset of the sql group)."""
+    return dg.RunConfig(ops={name: SqlModelConfig(full_refresh=True) for name in models})
+
+
 def build_sql_automation_sensor() -> dg.AutomationConditionSensorDefinition:
     return dg.AutomationConditionSensorDefinition(
         "sql_models_automation",
@@ -84,27 +100,93 @@ def _model_asset(model: SqlModel, producers: Mapping[str, Sequence[dg.AssetKey]]
             ),
         },
     )
-    def _build(warehouse: Warehouse, store: PredictionStore) -> dg.MaterializeResult:
+    def _build(
+        context: dg.AssetExecutionContext, config: SqlModelConfig, warehouse: Warehouse, store: PredictionStore
+    ) -> dg.MaterializeResult:
         with warehouse.build() as conn:
             _refresh_source_views(conn, store)
-            conn.execute("BEGIN TRANSACTION")
-            conn.execute(f'CREATE OR REPLACE {model.materialized.upper()} "{model.name}" AS {model.render(store.relation_sql)}')
-            conn.execute("COMMIT")
-            metadata = table_metadata(conn, model.name, model.columns)
-            results = [_run_check(conn, model.name, check, store) for check in model.checks]
+            metadata, results = build_model(conn, model, store, config.full_refresh, snapshot_key=context.run_id)
+            metadata.update(table_metadata(conn, model.name, model.materialized, model.columns))
         return dg.MaterializeResult(metadata=metadata, check_results=results)
 
     return _build
 
 
+def build_model(
+    conn: Any,
+    model: SqlModel,
+    store: PredictionStore,
+    full_refresh: bool = False,
+    snapshot_key: str | None = None,
+    attempts: int = 3,
+) -> tuple[dict, list[dg.AssetCheckResult]]:
+    """Build the model in the warehouse `conn` and run its data tests, in one transaction: (metadata,
+    check results). Builds with the same `snapshot_key` (one run's) share one look at the Parquet.
+    A video deleted while the build read it fails the read: look again."""
+    import duckdb
+
+    for _ in range(attempts - 1):
+        try:
+            return _transaction(conn, model, store, full_refresh, snapshot_key)
+        except duckdb.IOException:
+            snapshot_key = None  # look at the Parquet again
+    return _transaction(conn, model, store, full_refresh, snapshot_key)
+
+
+def _transaction(
+    conn: Any, model: SqlModel, store: PredictionStore, full_refresh: bool, snapshot_key: str | None
+) -> tuple[dict, list[dg.AssetCheckResult]]:
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        metadata, results = _build_model(conn, model, store, full_refresh, snapshot_key)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return metadata, results
+
+
+def _build_model(
+    conn: Any, model: SqlModel, store: PredictionStore, full_refresh: bool, snapshot_key: str | None
+) -> tuple[dict, list[dg.AssetCheckResult]]:
+    if model.materialized == "view":
+        _create_view(conn, model.name, model.render(store.relation_sql), _view_definitions(conn))
+        return {}, [_run_check(conn, model.name, check, store.relation_sql) for check in model.checks]
+    if model.materialized == "table":
+        conn.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS {model.render(store.relation_sql)}')
+        return {}, [_run_check(conn, model.name, check, store.relation_sql) for check in model.checks]
+    build = incremental.build(conn, model, store, full_refresh, snapshot_key)
+    # a test over sources alone reads what the build read; one that reads the model reads all the sources
+    results = [
+        _run_check(conn, model.name, check, store.relation_sql if reads_models(check.sql) else build.source_relation)
+        for check in model.checks
+    ]
+    incremental.record(conn, model, build, checks_passed=all(r.passed for r in results))
+    return build.metadata(), results
+
+
 def _refresh_source_views(conn: Any, store: PredictionStore) -> None:
     """Views over the Parquet tables, so readers can `select ... from detections` too."""
+    current = _view_definitions(conn)
     for table in dict.fromkeys(SOURCES.values()):
-        conn.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM {store.relation_sql(table)}')
+        _create_view(conn, table, f"SELECT * FROM {store.relation_sql(table)}", current)
 
 
-def _run_check(conn: Any, table: str, check: SqlCheck, store: PredictionStore) -> dg.AssetCheckResult:
-    offending = render_sql(check.sql, store.relation_sql, this=table)
+def _view_definitions(conn: Any) -> dict[str, str]:
+    """The SQL each view was created from, kept as its comment."""
+    return dict(conn.execute("SELECT view_name, comment FROM duckdb_views() WHERE schema_name = 'main'").fetchall())
+
+
+def _create_view(conn: Any, name: str, sql: str, current: dict[str, str]) -> None:
+    """Create the view unless it already reads exactly this SQL: creating a view over the Parquet reads
+    the footer of every file."""
+    if current.get(name) != sql:
+        conn.execute(f'CREATE OR REPLACE VIEW "{name}" AS {sql}')
+        conn.execute(f"""COMMENT ON VIEW "{name}" IS '{sql.replace("'", "''")}'""")
+
+
+def _run_check(conn: Any, table: str, check: SqlCheck, source_relation: Callable[[str], str]) -> dg.AssetCheckResult:
+    offending = render_sql(check.sql, source_relation, this=table)
     count = conn.execute(f"SELECT count(*) FROM ({offending})").fetchone()[0]
     metadata: dict[str, Any] = {"offending_rows": count}
     if count:
@@ -120,19 +202,28 @@ def _run_check(conn: Any, table: str, check: SqlCheck, store: PredictionStore) -
     )
 
 
-def table_metadata(conn: Any, table: str, descriptions: Mapping[str, str] | None = None) -> dict:
-    """Row count, column schema (with each column's description) and a preview of the first rows."""
+def table_metadata(
+    conn: Any, table: str, materialized: str = "table", descriptions: Mapping[str, str] | None = None
+) -> dict:
+    """Column schema (with each column's description), and for a table its row count and first rows, for
+    the asset's page in the UI (a view would be computed over all history to count or preview it)."""
     descriptions = descriptions or {}
-    row_count = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
-    columns = conn.execute(f'DESCRIBE "{table}"').fetchall()
-    preview = conn.execute(f'SELECT * FROM "{table}" LIMIT {PREVIEW_ROWS}')
+    columns = conn.execute(  # from the catalog: DESCRIBE would bind a view again, reading every file's footer
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? "
+        "ORDER BY column_index",
+        [table],
+    ).fetchall()
     schema = [dg.TableColumn(name, str(kind), description=descriptions.get(name)) for name, kind, *_ in columns]
-    return {
-        "dagster/row_count": row_count,
+    metadata: dict[str, Any] = {
         "dagster/column_schema": dg.TableSchema(columns=schema),
         "dagster/table_name": table,
-        "preview": dg.MetadataValue.md(transposed_table([d[0] for d in preview.description], preview.fetchall())),
     }
+    if materialized == "view":
+        return metadata
+    preview = conn.execute(f'SELECT * FROM "{table}" LIMIT {PREVIEW_ROWS}')
+    metadata["preview"] = dg.MetadataValue.md(transposed_table([d[0] for d in preview.description], preview.fetchall()))
+    metadata["dagster/row_count"] = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+    return metadata
 
 
 def transposed_table(header: list[str], rows: list[tuple]) -> str:
