@@ -8,6 +8,7 @@ from video_assets.events.defs import events_definitions
 from video_assets.ingest.defs import ingest_definitions
 from video_assets.predictions.assets import FRAME_PREDICTIONS
 from video_assets.predictions.defs import prediction_definitions
+from video_assets.retention.defs import retention_definitions
 from video_assets.settings import Settings
 from video_assets.sql.defs import sql_definitions
 from video_assets.streams.assets import CAMERA_WINDOW
@@ -22,6 +23,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         camera_definitions(settings),
         sql_definitions(settings, upstream=[FRAME_PREDICTIONS, CAMERA_WINDOW]),
         events_definitions(settings),
+        retention_definitions(settings),
         # Parallelism comes from one run per video; steps within a run share one process.
         dg.Definitions(executor=dg.in_process_executor),
     )

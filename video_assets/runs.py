@@ -1,7 +1,8 @@
 """What the Dagster instance recorded about the runs of video partitions (public DagsterInstance calls only).
 
-Used by the nightly backfill (which videos failed, and whether the failure was permanent) and by
-`video-assets process` (how each file's run ended), so both read runs the same way.
+Used by the nightly backfill (which videos failed, and whether the failure was permanent), by
+`video-assets process` (how each file's run ended) and by retention (which videos are processed),
+so all read runs the same way.
 """
 
 from __future__ import annotations
@@ -37,6 +38,22 @@ def runs_by_partition(instance: dg.DagsterInstance, keys: Iterable[str]) -> dict
         for record in instance.get_run_records(dg.RunsFilter(tags={PARTITION_TAG: wanted})):
             by_key[record.dagster_run.tags[PARTITION_TAG]].append(record)
     return by_key
+
+
+def latest_materializations(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> dict[str, tuple[float, str]]:
+    """partition -> (timestamp, workflow_version) of its newest materialization, in pages."""
+    latest: dict[str, tuple[float, str]] = {}
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key), limit=1000, cursor=cursor)
+        for record in page.records:
+            materialization = record.asset_materialization
+            if materialization.partition and materialization.partition not in latest:
+                version = materialization.metadata.get("workflow_version")
+                latest[materialization.partition] = (record.timestamp, getattr(version, "value", ""))
+        if not page.has_more:
+            return latest
+        cursor = page.cursor
 
 
 def latest_run(instance: dg.DagsterInstance, key: str) -> dg.DagsterRun | None:

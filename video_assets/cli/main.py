@@ -1,4 +1,4 @@
-"""The `video-assets` command: demo, process, sql, dev, cameras."""
+"""The `video-assets` command: demo, process, sql, dev, cameras, retention."""
 
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     run_cameras.add_argument("names", nargs="*", metavar="NAME")
     camera_commands.add_parser("status", help="each camera's worker state, last frame, fps, drops and gaps")
+    retention = commands.add_parser(
+        "retention", help="remove what the retention settings no longer keep (what the `retention` job does)"
+    )
+    retention.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
     args, dagster_args = parser.parse_known_args(argv)
     if dagster_args and args.command != "dev":
         parser.error(f"unrecognized arguments: {' '.join(dagster_args)}")
@@ -56,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         from video_assets.cli.query import run_query
 
         return run_query(settings, args.query, args.output or "table")
+    if args.command == "retention":
+        from video_assets.cli import retention as retention_cli
+
+        return retention_cli.run(settings, args.dry_run)
     if args.command == "cameras":
         from video_assets.cli import cameras as camera_cli
 

@@ -11,6 +11,10 @@ from video_assets.settings import Settings
 def ingest_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[raw_video],
-        sensors=[build_drop_folder_sensor(settings.sensor_interval_s)],
+        sensors=[
+            build_drop_folder_sensor(
+                settings.sensor_interval_s, (settings.predictions_dir, settings.dagster_home), settings.disk_guard
+            )
+        ],
         resources={"library": VideoLibrary.from_settings(settings)},
     )

@@ -1,17 +1,28 @@
-"""The drop-folder sensor: stable new videos become dynamic partitions and runs, in one SensorResult."""
+"""The drop-folder sensor: stable new videos become dynamic partitions and runs, in one SensorResult.
+
+Below the disk guard's threshold (VIDEO_ASSETS_MIN_FREE) on the filesystems runs write to, a tick
+launches nothing and leaves its cursor as it was, so the files are taken once space returns.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
 
 import dagster as dg
 
+from video_assets.disk_guard import lowest_space
 from video_assets.ingest.assets import VIDEO_ASSETS, videos_partitions
 from video_assets.ingest.library import VideoLibrary
 from video_assets.ingest.tick import DropCursor, Settlement, TickPlan, plan_tick
+from video_assets.settings import DiskGuard
 
 SENSOR_NAME = "drop_folder_sensor"
 SOURCE_TAG = "video_assets/source"
 FILE_TAG = "video_assets/file"
 
 
-def build_drop_folder_sensor(interval_s: int) -> dg.SensorDefinition:
+def build_drop_folder_sensor(interval_s: int, written: Sequence[Path], guard: DiskGuard) -> dg.SensorDefinition:
+    """`written`: folders the runs write to (predictions, the instance), watched by the disk guard."""
+
     @dg.sensor(
         name=SENSOR_NAME,
         minimum_interval_seconds=interval_s,
@@ -21,6 +32,9 @@ def build_drop_folder_sensor(interval_s: int) -> dg.SensorDefinition:
         "once its size and mtime stop changing.",
     )
     def drop_folder_sensor(context: dg.SensorEvaluationContext, library: VideoLibrary) -> dg.SensorResult:
+        space = lowest_space(written, guard)
+        if space.low:
+            return dg.SensorResult(skip_reason=f"Not launching runs: {space.reason}.")
         plan = plan_tick(
             DropCursor.from_json(context.cursor),
             library.scan(),

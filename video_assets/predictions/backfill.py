@@ -17,7 +17,7 @@ import dagster as dg
 from video_assets.backends.resource import BackendSwitch
 from video_assets.ingest.assets import VIDEO_ASSETS, videos_partitions
 from video_assets.predictions.assets import FRAME_PREDICTIONS
-from video_assets.runs import UNFINISHED, failure_of, runs_by_partition
+from video_assets.runs import UNFINISHED, failure_of, latest_materializations, runs_by_partition
 
 SCHEDULE_NAME = "video_backfill"
 REASON_TAG = "video_assets/backfill"
@@ -69,7 +69,7 @@ def plan_backfill(states: list[PartitionState], batch_size: int) -> list[Partiti
 
 def classify_partitions(instance: dg.DagsterInstance, workflow_version: str) -> list[PartitionState]:
     keys = instance.get_dynamic_partitions(videos_partitions.name)
-    done = _latest_materializations(instance, FRAME_PREDICTIONS)
+    done = latest_materializations(instance, FRAME_PREDICTIONS)
     runs = runs_by_partition(instance, keys)
     states = []
     for key in keys:
@@ -103,22 +103,6 @@ def _state(
     if latest[1] != workflow_version:
         return PartitionState(key, "stale", f"made by {latest[1]}, now {workflow_version}")
     return PartitionState(key, "done")
-
-
-def _latest_materializations(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> dict[str, tuple[float, str]]:
-    """partition -> (timestamp, workflow_version) of its newest materialization, in pages."""
-    latest: dict[str, tuple[float, str]] = {}
-    cursor = None
-    while True:
-        page = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key), limit=1000, cursor=cursor)
-        for record in page.records:
-            materialization = record.asset_materialization
-            if materialization.partition and materialization.partition not in latest:
-                version = materialization.metadata.get("workflow_version")
-                latest[materialization.partition] = (record.timestamp, getattr(version, "value", ""))
-        if not page.has_more:
-            return latest
-        cursor = page.cursor
 
 
 def _report(states: list[PartitionState], chosen: list[PartitionState]) -> str:
