@@ -6,6 +6,7 @@ import dagster as dg
 
 from video_assets.events.defs import events_definitions
 from video_assets.ingest.defs import ingest_definitions
+from video_assets.notify.defs import notify_definitions
 from video_assets.predictions.assets import FRAME_PREDICTIONS
 from video_assets.predictions.defs import prediction_definitions
 from video_assets.retention.defs import retention_definitions
@@ -24,6 +25,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         sql_definitions(settings, upstream=[FRAME_PREDICTIONS, CAMERA_WINDOW]),
         events_definitions(settings),
         retention_definitions(settings),
+        notify_definitions(settings),
         # Parallelism comes from one run per video; steps within a run share one process.
         dg.Definitions(executor=dg.in_process_executor),
     )
