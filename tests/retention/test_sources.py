@@ -12,7 +12,10 @@ from video_assets.retention.sweep import carry_out, plan_retention
 from video_assets.settings import Keep, RetentionSettings
 
 
-def sources_only(settings, action: str, keep: Keep = Keep(days=0)):
+AT_ONCE = Keep(days=0)
+
+
+def sources_only(settings, action: str, keep: Keep = AT_ONCE):
     forever = Keep()
     retention = RetentionSettings(segments=forever, logs=forever, runs=forever, compute_logs=forever, sources=keep, source_action=action)
     return dataclasses.replace(settings, retention=retention)
