@@ -11,7 +11,6 @@ from video_assets.ingest.sensor import SENSOR_NAME
 from video_assets.retention.sweep import carry_out, plan_retention
 from video_assets.settings import Keep, RetentionSettings
 
-
 AT_ONCE = Keep(days=0)
 
 

@@ -1,7 +1,8 @@
 """What deserves a person's attention, as notifications: read from runs, camera status files and the disk.
 
 - `video_failed`: a video's run failed and the failure is permanent (nothing will retry it);
-- `hosted_job`: a hosted inference job finished, or its step failed;
+- `hosted_job`: a hosted inference job finished, or the step that submits and waits for it failed (the job
+  failed, or the run gave up waiting: the message says which);
 - `data_test`: an asset check (a SQL model's data test, the Vision Events delivery check) did not pass;
 - `camera`: a camera delivered no frame for more than VIDEO_ASSETS_CAMERA_DOWN_AFTER seconds, and when
   it is back;
@@ -36,7 +37,8 @@ def run_failed(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Iterator[Not
         yield Notification(f"video_failed:{run.run_id}", "video_failed", f"Video {partition} failed: {message}", details)
     if HOSTED_JOB_STEP in _failed_steps(instance, run.run_id):
         yield Notification(
-            f"hosted_job:{run.run_id}", "hosted_job", f"Hosted job for {partition} failed: {message}", {**details, "status": "failed"}
+            f"hosted_job:{run.run_id}", "hosted_job", f"Hosted inference for {partition} failed: {message}",
+            {**details, "status": "failed"},
         )
     yield from failed_checks(instance, run)
 
