@@ -48,7 +48,7 @@ def latest_materializations(instance: dg.DagsterInstance, asset_key: dg.AssetKey
         page = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key), limit=1000, cursor=cursor)
         for record in page.records:
             materialization = record.asset_materialization
-            if materialization.partition and materialization.partition not in latest:
+            if materialization is not None and materialization.partition and materialization.partition not in latest:
                 version = materialization.metadata.get("workflow_version")
                 latest[materialization.partition] = (record.timestamp, getattr(version, "value", ""))
         if not page.has_more:

@@ -82,7 +82,7 @@ class RetentionSettings:
     segments: Keep = Keep(days=2)  # camera segments of hours already published to predictions/
     logs: Keep = Keep(days=14)  # rotated service logs, camera logs and `process` logs
     log_rotate_bytes: int = 64 * 2**20  # a service's log is rotated (copied, gzipped, truncated) above this
-    runs: Keep = Keep(days=30)  # finished runs, unless one holds the latest materialization of a partition
+    runs: Keep = Keep(days=7)  # finished runs, unless one holds the latest materialization of a partition
     compute_logs: Keep = Keep(days=7)  # steps' captured stdout/stderr, also of the runs that are kept
     sources: Keep = Keep(days=1)  # how long after processing a source video stays where it was dropped
     source_action: str = "keep"  # keep | move (to <drop folder>/processed/) | delete
