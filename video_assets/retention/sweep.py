@@ -82,9 +82,9 @@ def plan_retention(settings: Settings, instance: dg.DagsterInstance, now: dateti
     ]
     for keep, find in finders:
         if not keep.forever:
-            plan.actions += _guarded(plan, find, keep, now)
+            plan.actions += choose(_listed(plan, find), keep, now.timestamp())
     deleting = {a.what for a in plan.by_kind("logs")}
-    rotations = _guarded(plan, lambda: rotate_actions(settings.logs_dir, home, retention.log_rotate_bytes, now))
+    rotations = _listed(plan, lambda: rotate_actions(settings.logs_dir, home, retention.log_rotate_bytes, now))
     plan.actions += [a for a in rotations if a.what not in deleting]
     state = read_json(settings.state_dir / STATE_FILE) or {}
     if retention.runs.days is not None:
@@ -119,11 +119,10 @@ def carry_out(plan: Plan, settings: Settings, log: Callable[[str], None]) -> Pla
     return plan
 
 
-def _guarded(plan: Plan, find: Callable[[], list[Action]], keep: Keep | None = None, now: datetime | None = None) -> list[Action]:
-    """One kind's actions (chosen by `keep`, if given); a kind that cannot be listed is an error, not a stop."""
+def _listed(plan: Plan, find: Callable[[], list[Action]]) -> list[Action]:
+    """One kind's candidates; a kind that cannot be listed is reported, and the other kinds go on."""
     try:
-        found = find()
+        return find()
     except Exception as exc:
         plan.errors.append(f"listing: {type(exc).__name__}: {exc}")
         return []
-    return choose(found, keep, now.timestamp()) if keep is not None and now is not None else found
