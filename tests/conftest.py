@@ -7,8 +7,11 @@ Helpers are fixtures (often returning a function), so test modules never import 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import os
 import shutil
+import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -231,6 +234,51 @@ def worker_status() -> Callable[..., WorkerStatus]:
         return dataclasses.replace(healthy, **changes)
 
     return status
+
+
+@dataclasses.dataclass
+class SmallDisk:
+    """A tmpfs of a few MB: filled with a ballast file to run out of space, emptied to get it back."""
+
+    path: Path
+
+    @property
+    def ballast(self) -> Path:
+        return self.path / "ballast.bin"
+
+    def free(self) -> int:
+        stats = os.statvfs(self.path)
+        return stats.f_bavail * stats.f_frsize
+
+    def fill(self, leave: int = 0) -> None:
+        """Grow the ballast until at most `leave` bytes are free (0: until the disk is full)."""
+        chunk = b"\0" * 65536
+        with open(self.ballast, "ab") as out:
+            try:
+                while self.free() > leave:
+                    out.write(chunk[: max(min(len(chunk), self.free() - leave), 1)])
+                    out.flush()
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+
+    def clear(self) -> None:
+        self.ballast.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    """A real 16 MB filesystem (tmpfs, mounted as root), always unmounted afterwards."""
+    mount = tmp_path / "small_disk"
+    mount.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.fail(f"the disk-full tests mount a small tmpfs and need root: {mounted.stderr.strip()}")
+    try:
+        yield SmallDisk(mount)
+    finally:
+        if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "--lazy", str(mount)], check=True)  # a process still holds a file there
 
 
 @pytest.fixture

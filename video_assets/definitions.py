@@ -6,10 +6,12 @@ import dagster as dg
 
 from video_assets.events.defs import events_definitions
 from video_assets.ingest.defs import ingest_definitions
+from video_assets.notify.defs import notify_definitions
 from video_assets.predictions.assets import FRAME_PREDICTIONS
 from video_assets.predictions.defs import prediction_definitions
 from video_assets.previews.assets import CAMERA_PREVIEW, VIDEO_PREVIEW
 from video_assets.previews.defs import preview_definitions
+from video_assets.retention.defs import retention_definitions
 from video_assets.settings import Settings
 from video_assets.sql.defs import sql_definitions
 from video_assets.streams.assets import CAMERA_WINDOW
@@ -38,6 +40,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         camera_definitions(settings),
         sql_definitions(settings, producers=table_producers()),
         events_definitions(settings),
+        retention_definitions(settings),
+        notify_definitions(settings),
         # Parallelism comes from one run per video; steps within a run share one process.
         dg.Definitions(executor=dg.in_process_executor),
     )

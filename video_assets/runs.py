@@ -1,13 +1,15 @@
 """What the Dagster instance recorded about the runs of video partitions (public DagsterInstance calls only).
 
-Used by the nightly backfill (which videos failed, and whether the failure was permanent) and by
-`video-assets process` (how each file's run ended), so both read runs the same way.
+Used by the nightly backfill (which videos failed, and whether the failure was permanent), by
+`video-assets process` (how each file's run ended) and by retention (which videos are processed),
+so all read runs the same way.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import dagster as dg
 
@@ -37,6 +39,35 @@ def runs_by_partition(instance: dg.DagsterInstance, keys: Iterable[str]) -> dict
         for record in instance.get_run_records(dg.RunsFilter(tags={PARTITION_TAG: wanted})):
             by_key[record.dagster_run.tags[PARTITION_TAG]].append(record)
     return by_key
+
+
+@dataclass(frozen=True)
+class Materialized:
+    """A partition's newest materialization of an asset."""
+
+    timestamp: float
+    workflow_version: str
+    source: str  # its video's drop folder ("" when made before the source was recorded)
+
+
+def latest_materializations(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> dict[str, Materialized]:
+    """partition -> its newest materialization, read in pages."""
+    latest: dict[str, Materialized] = {}
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key), limit=1000, cursor=cursor)
+        for record in page.records:
+            materialization = record.asset_materialization
+            if materialization is not None and materialization.partition and materialization.partition not in latest:
+                metadata = materialization.metadata
+                latest[materialization.partition] = Materialized(
+                    record.timestamp,
+                    str(getattr(metadata.get("workflow_version"), "value", "")),
+                    str(getattr(metadata.get("source"), "value", "")),
+                )
+        if not page.has_more:
+            return latest
+        cursor = page.cursor
 
 
 def latest_run(instance: dg.DagsterInstance, key: str) -> dg.DagsterRun | None:

@@ -9,6 +9,7 @@ starts), and camera passwords (`${NAME}` in a camera URL) are read with `secret(
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,6 +26,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 DEFAULT_INBOX_SOURCE = "inbox"
 API_KEY_ENV = "ROBOFLOW_API_KEY"
+WEBHOOK_URL_ENV = "VIDEO_ASSETS_WEBHOOK_URL"
+WEBHOOK_SECRET_ENV = "VIDEO_ASSETS_WEBHOOK_SECRET"
 
 
 class SettingsError(ValueError):
@@ -100,6 +103,63 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class Keep:
+    """How much of one kind of data to keep: what is younger than `days`, and at most `bytes` of it
+    (the oldest goes first). None is no limit; both None keeps everything."""
+
+    days: float | None = None
+    bytes: int | None = None
+
+    @property
+    def forever(self) -> bool:
+        return self.days is None and self.bytes is None
+
+
+SOURCE_ACTIONS = ("keep", "move", "delete")
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """What the `retention` job removes (video_assets/retention/); docs/running-for-months.md explains each kind."""
+
+    segments: Keep = Keep(days=2)  # camera segments of hours already published to predictions/
+    logs: Keep = Keep(days=14)  # rotated service logs, camera logs and `process` logs
+    log_rotate_bytes: int = 64 * 2**20  # a service's log is rotated (copied, gzipped, truncated) above this
+    runs: Keep = Keep(days=7)  # finished runs, unless one holds the latest materialization of a partition
+    compute_logs: Keep = Keep(days=7)  # steps' captured stdout/stderr, also of the runs that are kept
+    sources: Keep = Keep(days=1)  # how long after processing a source video stays where it was dropped
+    source_action: str = "keep"  # keep | move (to <drop folder>/processed/) | delete
+    predictions: Keep = Keep()  # Parquet: kept forever unless asked
+    cron: str = "30 3 * * *"
+
+
+@dataclass(frozen=True)
+class DiskGuard:
+    """Below this much free space, camera workers pause and the drop-folder sensor launches no runs."""
+
+    min_free_bytes: int = 2**30
+    min_free_percent: float | None = None  # when set, used instead of min_free_bytes
+
+    @property
+    def setting(self) -> str:
+        """The threshold as written in VIDEO_ASSETS_MIN_FREE, for messages."""
+        return f"{self.min_free_percent:g}%" if self.min_free_percent is not None else format_bytes(self.min_free_bytes)
+
+
+NOTIFY_EVENTS = ("video_failed", "hosted_job", "camera", "disk_guard", "data_test")
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """The webhook sink; None in Settings means it is off. The URL and the signing secret are secrets:
+    read with `secret()` when a notification is sent, never kept here."""
+
+    events: frozenset[str] = frozenset(NOTIFY_EVENTS)
+    camera_down_after_s: float = 120.0
+    max_age_s: float = 24 * 3600.0  # a notification not delivered by then is dropped (and logged)
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     extra_drop_folders: tuple[DropFolder, ...] = ()
@@ -121,6 +181,9 @@ class Settings:
     @property
     def media_base_url(self) -> str:
         return (self.media_url or f"http://127.0.0.1:{self.media_port}").rstrip("/")
+    retention: RetentionSettings = RetentionSettings()
+    disk_guard: DiskGuard = DiskGuard()
+    notify: NotifySettings | None = None
 
     @property
     def inbox(self) -> Path:
@@ -198,6 +261,9 @@ class Settings:
             cluster=load_cluster(Path(env["VIDEO_ASSETS_CLUSTER"])) if env.get("VIDEO_ASSETS_CLUSTER") else None,
             media_port=_number(env, "VIDEO_ASSETS_MEDIA_PORT", int, defaults.media_port),
             media_url=env.get("VIDEO_ASSETS_MEDIA_URL") or None,
+            retention=retention_settings(env),
+            disk_guard=disk_guard_settings(env),
+            notify=notify_settings(env),
         )
 
 
@@ -289,6 +355,109 @@ def load_cluster(path: Path) -> ClusterSettings:
     if not parsed["store"].url.startswith("s3://"):
         raise SettingsError(f"{path} [store]: url = {parsed['store'].url!r} must be s3://bucket/prefix")
     return ClusterSettings(path=path, **parsed)
+def retention_settings(env: Mapping[str, str]) -> RetentionSettings:
+    defaults = RetentionSettings()
+    action = (env.get("VIDEO_ASSETS_PROCESSED_SOURCES") or defaults.source_action).strip().lower()
+    if action not in SOURCE_ACTIONS:
+        raise SettingsError(f"VIDEO_ASSETS_PROCESSED_SOURCES={action!r} must be one of {', '.join(SOURCE_ACTIONS)}")
+    rotate = env.get("VIDEO_ASSETS_LOG_ROTATE_SIZE")
+    return RetentionSettings(
+        segments=_keep(env, "VIDEO_ASSETS_KEEP_SEGMENTS", defaults.segments),
+        logs=_keep(env, "VIDEO_ASSETS_KEEP_LOGS", defaults.logs),
+        log_rotate_bytes=parse_bytes("VIDEO_ASSETS_LOG_ROTATE_SIZE", rotate) if rotate else defaults.log_rotate_bytes,
+        runs=_keep(env, "VIDEO_ASSETS_KEEP_RUNS", defaults.runs, days_only=True),
+        compute_logs=_keep(env, "VIDEO_ASSETS_KEEP_COMPUTE_LOGS", defaults.compute_logs, days_only=True),
+        sources=_keep(env, "VIDEO_ASSETS_KEEP_SOURCES", defaults.sources),
+        source_action=action,
+        predictions=_keep(env, "VIDEO_ASSETS_KEEP_PREDICTIONS", defaults.predictions),
+        cron=env.get("VIDEO_ASSETS_RETENTION_CRON") or defaults.cron,
+    )
+
+
+def disk_guard_settings(env: Mapping[str, str]) -> DiskGuard:
+    """VIDEO_ASSETS_MIN_FREE: a size (`2GB`) or a share of the disk (`5%`)."""
+    raw = (env.get("VIDEO_ASSETS_MIN_FREE") or "").strip()
+    if not raw:
+        return DiskGuard()
+    if raw.endswith("%"):
+        percent = _parse_number("VIDEO_ASSETS_MIN_FREE", raw[:-1].strip(), float, allow_zero=True)
+        if percent >= 100:
+            raise SettingsError(f"VIDEO_ASSETS_MIN_FREE={raw!r}: a percentage must be below 100")
+        return DiskGuard(min_free_percent=percent)
+    return DiskGuard(min_free_bytes=parse_bytes("VIDEO_ASSETS_MIN_FREE", raw, allow_zero=True))
+
+
+def notify_settings(env: Mapping[str, str]) -> NotifySettings | None:
+    """On when VIDEO_ASSETS_WEBHOOK_URL is set; every notification is signed, so the secret must be set too."""
+    if not env.get(WEBHOOK_URL_ENV):
+        return None
+    if not env.get(WEBHOOK_SECRET_ENV):
+        raise SettingsError(
+            f"{WEBHOOK_URL_ENV} is set but {WEBHOOK_SECRET_ENV} is not: every notification is signed with it "
+            "(HMAC-SHA256), so the receiver can check it came from here. Set it to a long random string."
+        )
+    defaults = NotifySettings()
+    events = defaults.events
+    if env.get("VIDEO_ASSETS_NOTIFY"):
+        events = frozenset(e.strip() for e in env["VIDEO_ASSETS_NOTIFY"].split(",") if e.strip())
+        unknown = sorted(events - set(NOTIFY_EVENTS))
+        if unknown:
+            raise SettingsError(f"VIDEO_ASSETS_NOTIFY names unknown events {unknown}; choose from {', '.join(NOTIFY_EVENTS)}")
+    return NotifySettings(
+        events=events,
+        camera_down_after_s=_number(env, "VIDEO_ASSETS_CAMERA_DOWN_AFTER", float, defaults.camera_down_after_s),
+    )
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(?:([KMGT])I?)?B?$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([dh])$", re.IGNORECASE)
+
+
+def parse_bytes(name: str, raw: str, allow_zero: bool = False) -> int:
+    """`500MB`, `2GB`, `1.5T` (powers of 1024; `GiB` is read the same), or a plain number of bytes."""
+    match = _SIZE.match(raw.strip())
+    if match is None:
+        raise SettingsError(f"{name}={raw!r} must be a size such as 500MB, 2GB or 1TB")
+    value = int(float(match.group(1)) * _UNITS[(match.group(2) or "").upper()])
+    if value <= 0 and not allow_zero:
+        raise SettingsError(f"{name}={raw!r} must be more than 0 bytes")
+    return value
+
+
+def parse_keep(name: str, raw: str, days_only: bool = False) -> Keep:
+    """`forever`, an age (`7d`, `12h`), a size (`50GB`), or both (`7d,50GB`: whichever removes more)."""
+    text = raw.strip().lower()
+    if text in ("forever", "all", "keep"):
+        return Keep()
+    days = size = None
+    for part in (p.strip() for p in text.split(",")):
+        age = _AGE.match(part)
+        if age:
+            days = float(age.group(1)) / (24 if age.group(2) == "h" else 1)
+        elif days_only:
+            raise SettingsError(f"{name}={raw!r} must be an age such as 30d or 12h, or `forever`")
+        else:
+            try:
+                size = parse_bytes(name, part)
+            except SettingsError:
+                raise SettingsError(
+                    f"{name}={raw!r} must be `forever`, an age (7d, 12h), a size (50GB), or both (7d,50GB)"
+                ) from None
+    return Keep(days=days, bytes=size)
+
+
+def format_bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(count) < 1024:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TB"
+
+
+def _keep(env: Mapping[str, str], name: str, default: Keep, days_only: bool = False) -> Keep:
+    raw = env.get(name)
+    return parse_keep(name, raw, days_only) if raw else default
 
 
 def parse_drop_folders(spec: str) -> tuple[DropFolder, ...]:

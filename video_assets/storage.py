@@ -29,7 +29,8 @@ import tempfile
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -108,8 +109,9 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Replace a small JSON file atomically, so a reader never sees half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path(path, f"{os.getpid()}")
-    temp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
-    os.replace(temp, path)
+    with _removed_on_error(temp):
+        temp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+        os.replace(temp, path)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -124,8 +126,19 @@ def copy_file(source: Path, final: Path) -> None:
     """Copy `source` over `final` so that readers see either the old file or the new one."""
     final.parent.mkdir(parents=True, exist_ok=True)
     partial = temp_path(final, f"{os.getpid()}")
-    shutil.copyfile(source, partial)
-    os.replace(partial, final)
+    with _removed_on_error(partial):
+        shutil.copyfile(source, partial)
+        os.replace(partial, final)
+
+
+@contextmanager
+def _removed_on_error(temp: Path) -> Iterator[None]:
+    """A write that fails (a full disk: ENOSPC) takes its partial file with it."""
+    try:
+        yield
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def sweep_stale_temps(folder: Path, older_than_s: float) -> None:

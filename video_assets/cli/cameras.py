@@ -63,6 +63,8 @@ def status(settings: Settings) -> int:
                 camera.display_url,
             )
         )
+        if state == "paused":
+            errors.append(f"{camera.name}: paused: {health['worker_detail']}")
         if health.get("last_error"):
             errors.append(f"{camera.name}: last error: {health['last_error']}")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]

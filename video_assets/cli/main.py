@@ -1,4 +1,4 @@
-"""The `video-assets` command: demo, process, sql, dev, cameras, model."""
+"""The `video-assets` command: demo, process, sql, dev, worker, cameras, model, retention."""
 
 from __future__ import annotations
 
@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     run_cameras.add_argument("names", nargs="*", metavar="NAME")
     camera_commands.add_parser("status", help="each camera's worker state, last frame, fps, drops and gaps")
     model_cli.add_commands(commands)
+    retention = commands.add_parser(
+        "retention", help="remove what the retention settings no longer keep (what the `retention` job does)"
+    )
+    retention.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
     args, dagster_args = parser.parse_known_args(argv)
     if dagster_args and args.command != "dev":
         parser.error(f"unrecognized arguments: {' '.join(dagster_args)}")
@@ -76,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_query(settings, args.query, args.output or "table")
     if args.command == "worker":
         return run_worker(settings, tuple(args.queues or ()), args.concurrency)
+    if args.command == "retention":
+        from video_assets.cli import retention as retention_cli
+
+        return retention_cli.run(settings, args.dry_run)
     if args.command == "cameras":
         from video_assets.cli import cameras as camera_cli
 

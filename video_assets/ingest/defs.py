@@ -12,6 +12,13 @@ def ingest_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[raw_video],
         jobs=[process_video_job()],
-        sensors=[build_drop_folder_sensor(settings.sensor_interval_s, settings.source_queues)],
+        sensors=[
+            build_drop_folder_sensor(
+                settings.sensor_interval_s,
+                settings.source_queues,
+                (settings.predictions_dir, settings.dagster_home),
+                settings.disk_guard,
+            )
+        ],
         resources={"library": VideoLibrary.from_settings(settings)},
     )

@@ -18,6 +18,9 @@ VIDEO_EXTENSIONS = frozenset(
 # Names that mean "still being written" or "not for us": partial downloads, editor backups, lock files.
 _TEMP_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".crdownload", ".download", ".swp", "~")
 _HASH_CHUNK = 1 << 20
+# Where retention moves a drop folder's processed videos (VIDEO_ASSETS_PROCESSED_SOURCES=move), keeping their
+# paths: `<drop folder>/processed/<path>`. The sensor does not look inside; VideoLibrary.locate does.
+PROCESSED_DIR = "processed"
 
 
 @dataclass(frozen=True)
@@ -51,13 +54,24 @@ def is_ignored_name(name: str) -> bool:
 
 
 def scan_drop_folders(folders: Iterable[DropFolder]) -> list[DroppedFile]:
-    """Every candidate file below the drop folders (hidden folders are skipped; missing folders are empty)."""
+    """Every candidate file below the drop folders (hidden folders and each one's processed/ are skipped;
+    missing folders are empty)."""
     return [found for folder in folders for found in _scan_folder(folder)]
 
 
-def _scan_folder(folder: DropFolder) -> Iterator[DroppedFile]:
+def scan_processed(folders: Iterable[DropFolder]) -> list[DroppedFile]:
+    """Videos retention moved to `<drop folder>/processed/`, with the path they had in the drop folder."""
+    return [found for folder in folders for found in _scan_folder(processed_folder(folder), skip_processed=False)]
+
+
+def processed_folder(folder: DropFolder) -> DropFolder:
+    return DropFolder(folder.source, folder.path / PROCESSED_DIR)
+
+
+def _scan_folder(folder: DropFolder, skip_processed: bool = True) -> Iterator[DroppedFile]:
     for dirpath, dirnames, filenames in os.walk(folder.path):
-        dirnames[:] = sorted(d for d in dirnames if not is_ignored_name(d))
+        top = skip_processed and Path(dirpath) == folder.path
+        dirnames[:] = sorted(d for d in dirnames if not is_ignored_name(d) and not (top and d == PROCESSED_DIR))
         for name in sorted(filenames):
             if is_ignored_name(name):
                 continue

@@ -1,12 +1,19 @@
-"""The drop-folder sensor: stable new videos become dynamic partitions and runs, in one SensorResult."""
+"""The drop-folder sensor: stable new videos become dynamic partitions and runs, in one SensorResult.
 
-from collections.abc import Mapping
+Below the disk guard's threshold (VIDEO_ASSETS_MIN_FREE) on the filesystems runs write to, a tick
+launches nothing and leaves its cursor as it was, so the files are taken once space returns.
+"""
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import dagster as dg
 
+from video_assets.disk_guard import lowest_space
 from video_assets.ingest.assets import PROCESS_VIDEO, videos_partitions
 from video_assets.ingest.library import VideoLibrary
 from video_assets.ingest.tick import DropCursor, Settlement, TickPlan, plan_tick
+from video_assets.settings import DiskGuard
 
 RAW_VIDEO = dg.AssetKey("raw_video")
 
@@ -16,8 +23,12 @@ SOURCE_TAG = "video_assets/source"
 FILE_TAG = "video_assets/file"
 
 
-def build_drop_folder_sensor(interval_s: int, source_queues: Mapping[str, str] | None = None) -> dg.SensorDefinition:
-    """`source_queues`: drop folder -> run-worker queue for its videos (e.g. a `gpu` queue for a model workflow)."""
+def build_drop_folder_sensor(
+    interval_s: int, source_queues: Mapping[str, str], written: Sequence[Path], guard: DiskGuard
+) -> dg.SensorDefinition:
+    """`source_queues`: drop folder -> run-worker queue for its videos (e.g. a `gpu` queue for a model workflow);
+    `written`: folders the runs write to (predictions, the instance), watched by the disk guard."""
+
     @dg.sensor(
         name=SENSOR_NAME,
         minimum_interval_seconds=interval_s,
@@ -27,6 +38,9 @@ def build_drop_folder_sensor(interval_s: int, source_queues: Mapping[str, str] |
         "once its size and mtime stop changing.",
     )
     def drop_folder_sensor(context: dg.SensorEvaluationContext, library: VideoLibrary) -> dg.SensorResult:
+        space = lowest_space(written, guard)
+        if space.low:
+            return dg.SensorResult(skip_reason=f"Not launching runs: {space.reason}.")
         plan = plan_tick(
             DropCursor.from_json(context.cursor),
             library.scan(),
@@ -37,7 +51,7 @@ def build_drop_folder_sensor(interval_s: int, source_queues: Mapping[str, str] |
         _log_settlements(context, plan)
         return dg.SensorResult(
             asset_events=skipped_file_observations(plan),
-            run_requests=[_run_request(s, source_queues or {}) for s in plan.keys_to_run],
+            run_requests=[_run_request(s, source_queues) for s in plan.keys_to_run],
             dynamic_partitions_requests=[videos_partitions.build_add_request(plan.new_keys)] if plan.new_keys else [],
             cursor=plan.cursor.to_json(),
             skip_reason=_skip_reason(plan),

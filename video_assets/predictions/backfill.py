@@ -20,7 +20,7 @@ from video_assets.backends.resource import BackendSwitch
 from video_assets.ingest.assets import PROCESS_VIDEO, videos_partitions
 from video_assets.ingest.sensor import SOURCE_TAG, queue_tag
 from video_assets.predictions.assets import FRAME_PREDICTIONS
-from video_assets.runs import UNFINISHED, failure_of, runs_by_partition
+from video_assets.runs import UNFINISHED, Materialized, failure_of, latest_materializations, runs_by_partition
 
 SCHEDULE_NAME = "video_backfill"
 REASON_TAG = "video_assets/backfill"
@@ -33,15 +33,6 @@ class PartitionState:
     key: str
     status: str  # done | missing | failed | stale | in_progress | given_up
     detail: str = ""
-
-
-@dataclass(frozen=True)
-class _Made:
-    """A partition's newest frame_predictions materialization."""
-
-    timestamp: float
-    workflow_version: str
-    source: str  # its video's drop folder ("" when made before the source was recorded)
 
 
 def build_backfill_schedule(cron: str, batch_size: int, source_queues: Mapping[str, str] | None = None) -> dg.ScheduleDefinition:
@@ -99,7 +90,7 @@ def classify_partitions(
 ) -> list[PartitionState]:
     """Each video's state; `source_versions` has the workflow version of the drop folders with their own."""
     keys = instance.get_dynamic_partitions(videos_partitions.name)
-    done = _latest_materializations(instance, FRAME_PREDICTIONS)
+    done = latest_materializations(instance, FRAME_PREDICTIONS)
     runs = runs_by_partition(instance, keys)
     states = []
     for key in keys:
@@ -113,7 +104,7 @@ def classify_partitions(
 def _state(
     instance: dg.DagsterInstance,
     key: str,
-    latest: _Made | None,
+    latest: Materialized | None,
     runs_since: list[dg.RunRecord],
     workflow_version: str,
 ) -> PartitionState:
@@ -134,26 +125,6 @@ def _state(
     if latest.workflow_version != workflow_version:
         return PartitionState(key, "stale", f"made by {latest.workflow_version}, now {workflow_version}")
     return PartitionState(key, "done")
-
-
-def _latest_materializations(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> dict[str, _Made]:
-    """partition -> its newest materialization, read in pages."""
-    latest: dict[str, _Made] = {}
-    cursor = None
-    while True:
-        page = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key), limit=1000, cursor=cursor)
-        for record in page.records:
-            materialization = record.asset_materialization
-            if materialization.partition and materialization.partition not in latest:
-                metadata = materialization.metadata
-                latest[materialization.partition] = _Made(
-                    record.timestamp,
-                    str(getattr(metadata.get("workflow_version"), "value", "")),
-                    str(getattr(metadata.get("source"), "value", "")),
-                )
-        if not page.has_more:
-            return latest
-        cursor = page.cursor
 
 
 def _report(states: list[PartitionState], chosen: list[PartitionState]) -> str:

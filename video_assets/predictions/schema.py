@@ -153,7 +153,7 @@ CAMERA_GAPS = pa.schema(
         pa.field("gap_start", UTC_TS, nullable=False),  # the last frame received before the gap
         pa.field("gap_end", UTC_TS, nullable=False),  # the first frame received after it
         pa.field("duration_s", pa.float64(), nullable=False),
-        pa.field("cause", pa.string(), nullable=False),  # reconnect | stall | worker_restart
+        pa.field("cause", pa.string(), nullable=False),  # reconnect | stall | worker_restart | disk_guard
         pa.field("reconnect_attempts", pa.int32(), nullable=False),
     ]
 )

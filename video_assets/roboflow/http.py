@@ -1,5 +1,6 @@
-"""HTTP calls to Roboflow's APIs (hosted video, Vision Events): timeouts, retries with backoff,
-Retry-After, redacted errors.
+"""HTTP calls with timeouts, retries with backoff, Retry-After and redacted errors: `RetryingHttp`, and
+`RoboflowHttp` for Roboflow's APIs (hosted video, Vision Events). The webhook sink (notify/) uses the
+same client, with its URL and signing secret as the strings to redact.
 
 Whether a failed call may be retried depends on whether it could have had an effect:
 - reads (GET), the signed-URL request and the upload (PUT) are safe to repeat;
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import requests
 
@@ -28,13 +29,17 @@ from video_assets.roboflow.redact import install_log_filter, redact
 NOT_ACTED_ON = {429, 503}  # the server says it did not process the request: safe to send again
 
 
-class RoboflowRequestError(Exception):
-    """A call to a Roboflow API failed for good. The message is redacted and says what to do."""
+class HttpRequestError(Exception):
+    """A call failed for good. The message is redacted and says what to do."""
 
     def __init__(self, message: str, status: int | None = None, ambiguous: bool = False):
         super().__init__(message)
         self.status = status
         self.ambiguous = ambiguous
+
+
+class RoboflowRequestError(HttpRequestError):
+    """A call to a Roboflow API failed for good."""
 
 
 @dataclass(frozen=True)
@@ -71,17 +76,19 @@ class _Failure:
         return idempotent and self.may_have_acted
 
 
-class RoboflowHttp:
-    """One session to a Roboflow API; every error message passes through `redact`."""
+class RetryingHttp:
+    """One HTTP session; every error message passes through `redact`, which removes each of `secrets`."""
+
+    error_type: type[HttpRequestError] = HttpRequestError
 
     def __init__(
         self,
-        api_key: str,
+        secrets: Sequence[str],
         policy: RetryPolicy,
         log: logging.Logger,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        self.api_key = api_key
+        self.secrets = list(secrets)
         self.policy = policy
         self.log = log
         self.sleep = sleep
@@ -89,16 +96,16 @@ class RoboflowHttp:
         install_log_filter()
 
     def redact(self, text: object) -> str:
-        return redact(text, [self.api_key])
+        return redact(text, self.secrets)
+
+    def send(self, what: str, method: str, url: str, *, idempotent: bool, **kwargs: Any) -> requests.Response:
+        """Call and return any successful (2xx) answer."""
+        return self._call(what, method, url, idempotent=idempotent, **kwargs)
 
     def json(self, what: str, method: str, url: str, *, idempotent: bool, **kwargs: Any) -> dict[str, Any]:
         """Call and parse a JSON object; an unreadable answer counts as a failed attempt."""
         response = self._call(what, method, url, idempotent=idempotent, expect_json=True, **kwargs)
         return response.json()
-
-    def send(self, what: str, method: str, url: str, *, idempotent: bool, **kwargs: Any) -> requests.Response:
-        """Call when the answer's body does not matter (a created resource may answer with an empty body)."""
-        return self._call(what, method, url, idempotent=idempotent, **kwargs)
 
     def put_file(
         self, what: str, url: str, path: Path, content_type: str | None = None, headers: dict[str, str] | None = None
@@ -178,11 +185,27 @@ class RoboflowHttp:
                 return _Failure(f"{what}: the answer is not a JSON object ({self.redact(_excerpt(response.text))!r})")
         return response
 
-    def _error(self, failure: _Failure, idempotent: bool, attempts: int, note: str = "") -> RoboflowRequestError:
+    def _error(self, failure: _Failure, idempotent: bool, attempts: int, note: str = "") -> HttpRequestError:
         ambiguous = not idempotent and failure.may_have_acted
         tried = f" (after {attempts} attempts)" if attempts > 1 else ""
         suffix = f"; {note}" if note else ""
-        return RoboflowRequestError(f"{failure.message}{tried}{suffix}", status=failure.status, ambiguous=ambiguous)
+        return self.error_type(f"{failure.message}{tried}{suffix}", status=failure.status, ambiguous=ambiguous)
+
+
+class RoboflowHttp(RetryingHttp):
+    """One session to a Roboflow API; the API key never appears in an error."""
+
+    error_type = RoboflowRequestError
+
+    def __init__(
+        self,
+        api_key: str,
+        policy: RetryPolicy,
+        log: logging.Logger,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        super().__init__([api_key], policy, log, sleep)
+        self.api_key = api_key
 
 
 def _never_sent(exc: Exception) -> bool:

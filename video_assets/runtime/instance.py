@@ -20,16 +20,18 @@ RUN_MONITOR_POLL_S = 2  # how often the daemon checks that each run's worker is 
 START_TIMEOUT_S = 180  # a run not started by a worker by then is failed (no worker is listening?)
 CANCEL_TIMEOUT_S = 60  # a run still CANCELING by then is marked CANCELED
 DEFAULT_MAX_RUNTIME_S = 24 * 3600
+SKIPPED_TICK_DAYS = 1
 
 
 def instance_config(settings: Settings) -> dict[str, Any]:
-    """dagster.yaml: the run queue, the Celery run launcher, run monitoring, the `duckdb` pool; on many
-    machines also Postgres storage and compute logs in the object store. No secret is written: passwords
-    are `env:` references, object-store credentials come from the standard AWS variables."""
+    """dagster.yaml: the run queue, the Celery run launcher, run monitoring, the `duckdb` pool, tick retention;
+    on many machines also Postgres storage and compute logs in the object store. No secret is written:
+    passwords are `env:` references, object-store credentials come from the standard AWS variables."""
     runs = settings.workers
     return {
         **(_cluster_storage(settings) if settings.cluster else {}),
         "telemetry": {"enabled": False},
+        "retention": tick_retention(settings),
         "run_coordinator": {
             "module": "dagster.core.run_coordinator",
             "class": "QueuedRunCoordinator",
@@ -89,6 +91,19 @@ def _cluster_storage(settings: Settings) -> dict[str, Any]:
             "class": "S3ComputeLogManager",
             "config": logs,
         },
+    }
+
+
+def tick_retention(settings: Settings) -> dict[str, Any]:
+    """How long the daemon keeps sensor and schedule ticks (it purges them itself): skipped sensor ticks
+    (one every few seconds per sensor) for a day, the rest as long as runs (VIDEO_ASSETS_KEEP_RUNS)."""
+    days = settings.retention.runs.days
+    keep = -1 if days is None else max(1, round(days))  # -1: forever
+    statuses = {"skipped": SKIPPED_TICK_DAYS, "success": keep, "failure": keep, "started": keep}
+    return {
+        "schedule": {"purge_after_days": keep},
+        "sensor": {"purge_after_days": statuses},
+        "auto_materialize": {"purge_after_days": dict(statuses)},
     }
 
 

@@ -25,8 +25,8 @@ class WorkerStatus:
     mode: str
     max_fps: float | None
     pid: int
-    state: str  # starting | connecting | streaming | reconnecting | waiting | stopped
-    detail: str
+    state: str  # starting | connecting | streaming | reconnecting | waiting | paused (disk guard) | stopped
+    detail: str  # why, for waiting and paused
     started_at: str  # ISO 8601, UTC
     updated_at: str
     last_frame_ts: str | None
@@ -69,6 +69,7 @@ def worker_health(status: WorkerStatus | None, now: datetime) -> tuple[str, dict
     last_frame = datetime.fromisoformat(status.last_frame_ts) if status.last_frame_ts else None
     metadata = {
         "worker_state": state,
+        "worker_detail": status.detail,
         "heartbeat": updated.isoformat(),
         "last_frame_ts": last_frame.isoformat() if last_frame else "",
         "seconds_since_last_frame": round((now - last_frame).total_seconds(), 1) if last_frame else -1.0,

@@ -74,13 +74,19 @@ def publish_window(
 ) -> WindowSummary:
     """Concatenate the window's segments into its tables. `camera` (its configuration) may be gone."""
     segments = cameras.segments(camera_name, start)
+    video_id = camera_video_id(camera_name, start)
+    if not segments and table_file(predictions_root, "videos", video_id).exists():
+        raise NoSegmentsError(
+            f"Camera {camera_name!r}'s segments for {start:%Y-%m-%d %H}:00 UTC were removed by retention "
+            "(VIDEO_ASSETS_KEEP_SEGMENTS) after the hour was published; its published tables in "
+            f"{predictions_root} are unchanged and stay as they are."
+        )
     if not segments:
         raise NoSegmentsError(
             f"Camera {camera_name!r} has no recorded segments for {start:%Y-%m-%d %H}:00 UTC in "
             f"{cameras.window_dir(camera_name, start)}. Its worker was not running or received no frames "
             "that hour; start it with `video-assets cameras run` (see `video-assets cameras status`)."
         )
-    video_id = camera_video_id(camera_name, start)
     # videos last: its appearance marks the window complete
     tables = (*SEGMENT_TABLES, "videos")
     staging = Staging({t: table_file(predictions_root, t, video_id) for t in tables}, STALE_TEMP_S)

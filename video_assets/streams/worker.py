@@ -12,6 +12,10 @@ What InferencePipeline does on a live URL, measured (see the README's camera sec
   honest "received at", which this worker records as `frame_ts` and uses to find gaps;
 - when a read fails the source restarts about once a second, forever; a source that cannot be opened
   at start ends the pipeline instead, so this worker starts a new one (with backoff).
+
+Below the disk guard's free-space threshold (VIDEO_ASSETS_MIN_FREE) the worker stops its pipeline,
+commits what it holds, and waits (status `paused`, the reason in `detail`); once space returns it
+starts a new pipeline, and the time it did not record becomes a `disk_guard` gap.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ import threading
 import time
 from collections import deque
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from video_assets.backends.self_hosted import SelfHostedBackend, import_inference_pipeline, parse_result
-from video_assets.settings import API_KEY_ENV, Settings, SettingsError, secret
+from video_assets.disk_guard import DiskSpace, disk_space
+from video_assets.settings import API_KEY_ENV, DiskGuard, Settings, SettingsError, secret
 from video_assets.streams.cameras import Camera, CameraConfig, CameraConfigError
 from video_assets.streams.segments import Gap, SegmentRecorder
 from video_assets.streams.status import WorkerStatus
@@ -50,8 +56,10 @@ class CameraWorker:
         store: CameraStore,
         log: logging.Logger,
         supervisor_pid: int | None = None,  # stop (cleanly) when this parent process is gone: no orphans
+        guard: DiskGuard | None = None,  # VIDEO_ASSETS_MIN_FREE; its default when None
     ):
         self.camera = camera
+        self.guard = guard or DiskGuard()
         self.supervisor_pid = supervisor_pid
         self._lease_lost = threading.Event()  # set by the camera's lease if another worker may record it now
         self.store = store
@@ -71,6 +79,8 @@ class CameraWorker:
         previous = store.latest_segment_row(camera.name)
         self._last_capture: datetime | None = previous["last_frame_ts"] if previous else None
         self._first_capture = True  # a gap before it spans the time no worker was recording
+        self._paused_for_disk = False  # a gap before the next frame spans a pause of the disk guard
+        self._low_space: DiskSpace | None = None
         self._attempts_since_capture = 0  # source restarts and new pipelines since the last frame
         self._received_at: dict[int, datetime] = {}  # frame id -> when it was read; until processed
         self._last_frame_id = 0  # of this pipeline; ids start at 1 in each new pipeline
@@ -93,15 +103,21 @@ class CameraWorker:
         pipeline_cls = import_inference_pipeline(offline=not self.backend.uses_saved_workflow)
         backoff = 0.5  # doubled before the first wait
         while not self._should_stop(stop):
+            self._check_disk()
+            if self._low_space is not None:
+                self._pause_until_space(stop)
+                continue
             pipeline = self._start_session(pipeline_cls)
             while pipeline is not None and not self._should_stop(stop) and not self._session_done.is_set():
                 stop.wait(TICK_S)
                 self._tick()
+                if self._low_space is not None:
+                    break
             if pipeline is not None:
                 self._stop_session(pipeline)
             self._tick()
-            if self._should_stop(stop):
-                break
+            if self._should_stop(stop) or self._low_space is not None:
+                continue
             # The source could not be opened, or the workflow failed: a new pipeline, after a pause.
             backoff = 1.0 if self._session_streamed else min(backoff * 2, MAX_BACKOFF_S)
             self.health.set_state("waiting", f"retrying in {backoff:g} s")
@@ -113,6 +129,24 @@ class CameraWorker:
         self.recorder.commit_due(force=True)
         self.health.set_state("stopped")
         self._write_status()
+
+    def _pause_until_space(self, stop: threading.Event) -> None:
+        """Record nothing until the disk has room again (or the worker is stopped); segments held in memory
+        are still committed when they can be."""
+        assert self._low_space is not None
+        self.log.warning(f"camera {self.camera.name}: paused: {self._low_space.reason}")
+        self._paused_for_disk = True
+        while self._low_space is not None and not self._should_stop(stop):
+            self.health.set_state("paused", self._low_space.reason)
+            self._tick()
+            stop.wait(TICK_S)
+            self._check_disk()
+        if self._low_space is None:
+            self.log.info(f"camera {self.camera.name}: the disk has room again; recording resumes")
+
+    def _check_disk(self) -> None:
+        space = disk_space(Path(self.store.root), self.guard)
+        self._low_space = space if space.low else None
 
     def _should_stop(self, stop: threading.Event) -> bool:
         if not stop.is_set() and self.supervisor_pid is not None and os.getppid() != self.supervisor_pid:
@@ -192,9 +226,10 @@ class CameraWorker:
             if silent_s > self.camera.gap_after_s:
                 attempts = self._attempts_since_capture
                 cause = "worker_restart" if self._first_capture else "reconnect" if attempts else "stall"
-                gap = Gap(self._last_capture, received_at, cause, attempts)
+                gap = Gap(self._last_capture, received_at, "disk_guard" if self._paused_for_disk else cause, attempts)
             self._last_capture = received_at
             self._first_capture = False
+            self._paused_for_disk = False
             self._attempts_since_capture = 0
             self._received_at[frame_id] = received_at
         self.health.add_received()
@@ -248,6 +283,7 @@ class CameraWorker:
                 self.health.add_segment(segment.path.name)
         except OSError as exc:
             self._error(f"could not commit a segment (kept in memory, retrying): {exc}")
+        self._check_disk()
         self._write_status()
 
     def _write_status(self) -> None:
@@ -356,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         config = store.config()
         camera = config.get(name)
         camera.resolved_url()  # a missing ${VARIABLE} is a configuration error: say so now
-        worker = CameraWorker(camera, config, store, log, args.supervisor_pid)
+        worker = CameraWorker(camera, config, store, log, args.supervisor_pid, settings.disk_guard)
     except (SettingsError, CameraConfigError, OSError) as exc:
         log.error(str(exc))
         return EXIT_CONFIG
