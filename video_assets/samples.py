@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -93,7 +94,7 @@ def write_sample(sample: SampleVideo, path: Path, mtime: float | None = None) ->
     textures = {obj.name: obj.texture() for obj in sample.objects}
     partial = path.with_name(f".{path.name}.part")
     with av.open(str(partial), "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=sample.fps)
+        stream: Any = container.add_stream("libx264", rate=sample.fps)  # a VideoStream
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         stream.options = {"crf": "18", "preset": "veryfast"}
         for frame_idx in range(sample.frames):
@@ -125,7 +126,7 @@ def astronaut(width: int, height: int) -> np.ndarray:
 
 def _paste(picture: np.ndarray, texture: np.ndarray, centre_x: float, centre_y: float) -> None:
     h, w = texture.shape[:2]
-    left, top = int(round(centre_x - w / 2)), int(round(centre_y - h / 2))
+    left, top = round(centre_x - w / 2), round(centre_y - h / 2)
     x0, x1 = max(left, 0), min(left + w, WIDTH)
     y0, y1 = max(top, 0), min(top + h, HEIGHT)
     if x0 < x1 and y0 < y1:

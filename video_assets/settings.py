@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import quote
 
 from video_assets.backends.base import BackendError
@@ -181,6 +182,7 @@ class Settings:
     @property
     def media_base_url(self) -> str:
         return (self.media_url or f"http://127.0.0.1:{self.media_port}").rstrip("/")
+
     retention: RetentionSettings = RetentionSettings()
     disk_guard: DiskGuard = DiskGuard()
     notify: NotifySettings | None = None
@@ -292,7 +294,9 @@ def backend_settings(env: Mapping[str, str], sources: tuple[str, ...] = (DEFAULT
             values[name] = _field_value(str(variable), raw.strip(), info)
     kind = str(values.pop("kind", DEFAULT_KIND)).lower().replace("-", "_")
     if kind not in KINDS:
-        raise SettingsError(f"VIDEO_ASSETS_BACKEND={env.get('VIDEO_ASSETS_BACKEND')!r} must be one of {', '.join(KINDS)}")
+        raise SettingsError(
+            f"VIDEO_ASSETS_BACKEND={env.get('VIDEO_ASSETS_BACKEND')!r} must be one of {', '.join(KINDS)}"
+        )
     _check_source_workflows(str(values.get("source_workflows", "")), sources, kind)
     return BackendSettings(kind=kind, values=values, api_key_set=bool(env.get(API_KEY_ENV)))
 
@@ -355,6 +359,8 @@ def load_cluster(path: Path) -> ClusterSettings:
     if not parsed["store"].url.startswith("s3://"):
         raise SettingsError(f"{path} [store]: url = {parsed['store'].url!r} must be s3://bucket/prefix")
     return ClusterSettings(path=path, **parsed)
+
+
 def retention_settings(env: Mapping[str, str]) -> RetentionSettings:
     defaults = RetentionSettings()
     action = (env.get("VIDEO_ASSETS_PROCESSED_SOURCES") or defaults.source_action).strip().lower()
@@ -402,7 +408,9 @@ def notify_settings(env: Mapping[str, str]) -> NotifySettings | None:
         events = frozenset(e.strip() for e in env["VIDEO_ASSETS_NOTIFY"].split(",") if e.strip())
         unknown = sorted(events - set(NOTIFY_EVENTS))
         if unknown:
-            raise SettingsError(f"VIDEO_ASSETS_NOTIFY names unknown events {unknown}; choose from {', '.join(NOTIFY_EVENTS)}")
+            raise SettingsError(
+                f"VIDEO_ASSETS_NOTIFY names unknown events {unknown}; choose from {', '.join(NOTIFY_EVENTS)}"
+            )
     return NotifySettings(
         events=events,
         camera_down_after_s=_number(env, "VIDEO_ASSETS_CAMERA_DOWN_AFTER", float, defaults.camera_down_after_s),
@@ -478,9 +486,7 @@ def parse_drop_folders(spec: str) -> tuple[DropFolder, ...]:
         folders.append(DropFolder(name, Path(path.strip()).expanduser().resolve()))
     names = [f.source for f in folders]
     if DEFAULT_INBOX_SOURCE in names or len(set(names)) != len(names):
-        raise SettingsError(
-            f"VIDEO_ASSETS_DROP_FOLDERS names must be unique and not {DEFAULT_INBOX_SOURCE!r}: {names}"
-        )
+        raise SettingsError(f"VIDEO_ASSETS_DROP_FOLDERS names must be unique and not {DEFAULT_INBOX_SOURCE!r}: {names}")
     return tuple(folders)
 
 

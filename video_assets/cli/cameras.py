@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from video_assets.settings import Settings
 from video_assets.streams.cameras import CameraConfigError
@@ -31,7 +31,7 @@ def status(settings: Settings) -> int:
     if not config.cameras:
         echo(f"No cameras configured in {config.path}.")
         return 0
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     header = (
         "camera",
         "worker",
@@ -69,7 +69,7 @@ def status(settings: Settings) -> int:
             errors.append(f"{camera.name}: last error: {health['last_error']}")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        echo("  ".join(str(value).ljust(width) for value, width in zip(row, widths)).rstrip())
+        echo("  ".join(str(value).ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
     for line in errors:
         echo(line)
     return 0

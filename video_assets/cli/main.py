@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     formats.add_argument("--csv", dest="output", action="store_const", const="csv", help="print CSV")
     formats.add_argument("--json", dest="output", action="store_const", const="json", help="print JSON")
     commands.add_parser(
-        "dev", help="the Dagster UI, daemon and run workers on the instance under VIDEO_ASSETS_HOME; "
-        "other arguments go to dagster-webserver (e.g. --port 3001)"
+        "dev",
+        help="the Dagster UI, daemon and run workers on the instance under VIDEO_ASSETS_HOME; "
+        "other arguments go to dagster-webserver (e.g. --port 3001)",
     )
     cameras = commands.add_parser("cameras", help="live cameras: run their ingest workers, or show their status")
     camera_commands = cameras.add_subparsers(dest="cameras_command", required=True)
@@ -127,7 +128,10 @@ def dev_server(settings: Settings, webserver_args: list[str]) -> int:
         signal.signal(signum, lambda *_: stop.set())
     with local_services(settings, webserver_args=webserver_args) as services:
         if not services.services:
-            print("video-assets: this instance's services are already running (another `dev` or `process`)", file=sys.stderr)
+            print(
+                "video-assets: this instance's services are already running (another `dev` or `process`)",
+                file=sys.stderr,
+            )
             return 2
         host = webserver_args[webserver_args.index("--host") + 1] if "--host" in webserver_args else "127.0.0.1"
         port = webserver_args[webserver_args.index("--port") + 1] if "--port" in webserver_args else "3000"

@@ -32,7 +32,7 @@ def run_query(settings: Settings, sql: str, output: str = "table", out: TextIO =
         writer.writerow(header)
         writer.writerows(rows)
     elif output == "json":
-        json.dump([dict(zip(header, row)) for row in rows], out, default=str, indent=1)
+        json.dump([dict(zip(header, row, strict=True)) for row in rows], out, default=str, indent=1)
         out.write("\n")
     else:
         out.write(format_table(header, rows) + f"\n({len(rows)} row{'s' if len(rows) != 1 else ''})\n")

@@ -4,8 +4,8 @@ A delivery problem never fails the run (the predictions are already safe): it fa
 `delivered` check, visible in the UI, and the next materialization sends the same event ids again.
 """
 
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -46,15 +46,23 @@ def build_vision_events_asset(
         deps=[upstream],
         kinds={"roboflow"},
         check_specs=[dg.AssetCheckSpec(DELIVERED, asset=name, description="Every summary event was accepted.")],
-        description=described("Per-minute summary events (counts per class, tracks, line crossings) sent to Vision Events.", METADATA),
+        description=described(
+            "Per-minute summary events (counts per class, tracks, line crossings) sent to Vision Events.", METADATA
+        ),
     )
-    def _send(context: dg.AssetExecutionContext, events_sink: VisionEvents, store: PredictionStore) -> dg.MaterializeResult:
-        now = datetime.now(timezone.utc)
+    def _send(
+        context: dg.AssetExecutionContext, events_sink: VisionEvents, store: PredictionStore
+    ) -> dg.MaterializeResult:
+        now = datetime.now(UTC)
         events = summary_events(store, crossing_steps, video_id(context), events_sink.use_case, now)
         delivery = events_sink.send(events, context.log)
         for problem in delivery.rejected + delivery.failed:
             context.log.warning(f"Vision Events: {problem}")
-        details = {"sent": len(delivery.sent), "rejected": len(delivery.rejected), "failed_batches": len(delivery.failed)}
+        details = {
+            "sent": len(delivery.sent),
+            "rejected": len(delivery.rejected),
+            "failed_batches": len(delivery.failed),
+        }
         return dg.MaterializeResult(
             metadata={**details, "use_case": events_sink.use_case, "events": len(events)},
             check_results=[
@@ -62,7 +70,12 @@ def build_vision_events_asset(
                     check_name=DELIVERED,
                     passed=delivery.ok,
                     severity=dg.AssetCheckSeverity.WARN,
-                    metadata={**details, "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in delivery.rejected + delivery.failed) or "none")},
+                    metadata={
+                        **details,
+                        "problems": dg.MetadataValue.md(
+                            "\n".join(f"- {p}" for p in delivery.rejected + delivery.failed) or "none"
+                        ),
+                    },
                 )
             ],
         )

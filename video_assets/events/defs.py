@@ -1,5 +1,7 @@
 """Vision Events: summary events after each video's predictions and each published camera hour."""
 
+from typing import Any
+
 import dagster as dg
 
 from video_assets.events.assets import build_vision_events_asset
@@ -18,16 +20,18 @@ def events_definitions(settings: Settings) -> dg.Definitions:
     if settings.vision_events is None:
         return dg.Definitions()
     crossing_steps = model_named(load_models(settings.sql_dir, sql_variables()), CROSSING_STEPS_MODEL)
-    sink = VisionEvents(
-        use_case=settings.vision_events.use_case,
-        api_url=settings.vision_events.api_url,
-        # read when a run starts, never stored; an unset EnvVar would fail every run
-        **({"api_key": dg.EnvVar(API_KEY_ENV)} if settings.backend.api_key_set else {}),
-    )
+    # the key is read when a run starts, never stored; an unset EnvVar would fail every run
+    key: dict[str, Any] = {"api_key": dg.EnvVar(API_KEY_ENV)} if settings.backend.api_key_set else {}
+    sink = VisionEvents(use_case=settings.vision_events.use_case, api_url=settings.vision_events.api_url, **key)
     return dg.Definitions(
         assets=[
             build_vision_events_asset(
-                videos_partitions, FRAME_PREDICTIONS, VIDEO_GROUP, "vision_events", lambda c: c.partition_key, crossing_steps
+                videos_partitions,
+                FRAME_PREDICTIONS,
+                VIDEO_GROUP,
+                "vision_events",
+                lambda c: c.partition_key,
+                crossing_steps,
             ),
             build_vision_events_asset(
                 camera_partitions(settings.cameras_start),

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
+from video_assets.events.contract import MAX_BATCH, problems
 from video_assets.roboflow import DEFAULT_API_URL
 from video_assets.roboflow.http import RetryPolicy, RoboflowHttp, RoboflowRequestError
-from video_assets.events.contract import MAX_BATCH, problems
 
 
 @dataclass
@@ -33,12 +33,14 @@ class VisionEvents(dg.ConfigurableResource):
     api_url: str = Field(default=DEFAULT_API_URL, description="Base URL of the Roboflow API.")
     api_key: str | None = Field(default=None, description="ROBOFLOW_API_KEY, bound through dagster.EnvVar.")
     attempts: int = Field(default=5, ge=1, description="Attempts per batch (429, 5xx, connection errors).")
-    backoff_seconds: float = Field(default=2.0, ge=0, description="First retry wait, doubled each time; Retry-After wins.")
+    backoff_seconds: float = Field(
+        default=2.0, ge=0, description="First retry wait, doubled each time; Retry-After wins."
+    )
 
     def send(self, events: list[dict[str, Any]], log: logging.Logger) -> Delivery:
         """Validate every event, then POST the valid ones, at most 100 per request. Never raises."""
         delivery = Delivery()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         valid = []
         for event in events:
             found = problems(event, now)
@@ -49,14 +51,22 @@ class VisionEvents(dg.ConfigurableResource):
         if valid and not self.api_key:
             delivery.failed.append("ROBOFLOW_API_KEY is not set: the events were not sent")
             return delivery
-        http = RoboflowHttp(self.api_key or "", RetryPolicy(attempts=self.attempts, backoff_s=self.backoff_seconds), log)
+        http = RoboflowHttp(
+            self.api_key or "", RetryPolicy(attempts=self.attempts, backoff_s=self.backoff_seconds), log
+        )
         url = self.api_url.rstrip("/") + "/vision-events/batch"
         for start in range(0, len(valid), MAX_BATCH):
             batch = valid[start : start + MAX_BATCH]
             try:
                 # Event ids are deterministic and a repeated id overwrites: resending is safe.
-                http.json("send vision events", "POST", url, idempotent=True, json={"events": batch},
-                          headers={"Authorization": f"Bearer {self.api_key}"})
+                http.json(
+                    "send vision events",
+                    "POST",
+                    url,
+                    idempotent=True,
+                    json={"events": batch},
+                    headers={"Authorization": f"Bearer {self.api_key}"},
+                )
             except RoboflowRequestError as exc:
                 delivery.failed.append(f"{len(batch)} event(s): {exc}")
             else:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -29,14 +29,22 @@ _KEY_CHARS = re.compile(r"[^a-zA-Z0-9_ -]+")
 def summary_events(
     store: PredictionStore, crossing_steps: SqlModel, video_id: str, use_case: str, now: datetime
 ) -> list[dict[str, Any]]:
-    frames = pq.read_table(store.file("frames", video_id), columns=["frame_ts", "source", "workflow_version"]).to_pylist()
+    frames = pq.read_table(
+        store.file("frames", video_id), columns=["frame_ts", "source", "workflow_version"]
+    ).to_pylist()
     detections = pq.read_table(
         store.file("detections", video_id), columns=["frame_ts", "class_name", "tracker_id"]
     ).to_pylist()
     if not frames:
         return []
     by_minute: dict[datetime, dict[str, Any]] = defaultdict(
-        lambda: {"frames": 0, "detections": 0, "tracks": set(), "classes": defaultdict(int), "crossings": defaultdict(int)}
+        lambda: {
+            "frames": 0,
+            "detections": 0,
+            "tracks": set(),
+            "classes": defaultdict(int),
+            "crossings": defaultdict(int),
+        }
     )
     for frame in frames:
         by_minute[_minute(frame["frame_ts"])]["frames"] += 1
@@ -88,7 +96,7 @@ def _event(
 
 
 def _minute(ts: datetime) -> datetime:
-    return ts.astimezone(timezone.utc).replace(second=0, microsecond=0)
+    return ts.astimezone(UTC).replace(second=0, microsecond=0)
 
 
 def _crossings_per_minute(store: PredictionStore, crossing_steps: SqlModel, video_id: str) -> list[tuple]:

@@ -48,7 +48,9 @@ def process_video_job() -> Any:  # an unresolved asset job (its class is not pub
     partitions_def=videos_partitions,
     group_name=VIDEO_GROUP,
     kinds={"video"},
-    description=described("A video file from a drop folder: size, sha256, duration, fps, frames, resolution, codec.", METADATA),
+    description=described(
+        "A video file from a drop folder: size, sha256, duration, fps, frames, resolution, codec.", METADATA
+    ),
 )
 def raw_video(context: dg.AssetExecutionContext, library: VideoLibrary) -> dg.Output[VideoProbe]:
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +86,8 @@ def probe_media(path: Path) -> MediaInfo:
             frame_count = stream.frames or round(duration_s * fps)
             first = next(container.decode(stream))
             rotation = round(first.rotation) % 360
-            size = (stream.codec_context.width, stream.codec_context.height)
-            width, height = reversed(size) if rotation in (90, 270) else size
+            coded = (stream.codec_context.width, stream.codec_context.height)
+            width, height = (coded[1], coded[0]) if rotation in (90, 270) else coded
             info = MediaInfo(
                 duration_s=round(duration_s, 6),
                 fps=round(fps, 6),
@@ -125,8 +125,8 @@ def _recording_start(tags: dict[str, str], path: Path, duration_s: float) -> dat
     if created:
         try:
             parsed = datetime.fromisoformat(created.replace("Z", "+00:00"))
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
         except ValueError:
             pass
-    finished = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+    finished = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
     return finished - timedelta(seconds=duration_s)

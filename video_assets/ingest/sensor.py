@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from video_assets.disk_guard import lowest_space
-from video_assets.ingest.assets import PROCESS_VIDEO, videos_partitions
+from video_assets.ingest.assets import PROCESS_VIDEO, VIDEO_PARTITIONS, videos_partitions
 from video_assets.ingest.library import VideoLibrary
 from video_assets.ingest.tick import DropCursor, Settlement, TickPlan, plan_tick
 from video_assets.settings import DiskGuard
@@ -45,7 +45,7 @@ def build_drop_folder_sensor(
             DropCursor.from_json(context.cursor),
             library.scan(),
             sha256=library.hashes().sha256,
-            existing_keys=lambda: context.instance.get_dynamic_partitions(videos_partitions.name),
+            existing_keys=lambda: context.instance.get_dynamic_partitions(VIDEO_PARTITIONS),
             quiet_ns=2 * interval_s * 1_000_000_000,  # unchanged for two intervals: as settled as two ticks make it
         )
         _log_settlements(context, plan)
@@ -95,8 +95,10 @@ def skipped_file_observations(plan: TickPlan) -> list[dg.AssetObservation]:
     for s in plan.settled:
         if s.outcome not in ("duplicate", "not_video"):
             continue
-        reason = f"same content as video {s.duplicate_of}" if s.outcome == "duplicate" else (
-            f"not a video file (extension {s.file.path.suffix or 'none'}); move it out of the drop folder"
+        reason = (
+            f"same content as video {s.duplicate_of}"
+            if s.outcome == "duplicate"
+            else (f"not a video file (extension {s.file.path.suffix or 'none'}); move it out of the drop folder")
         )
         observations.append(
             dg.AssetObservation(

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Literal
+from typing import Literal
 
 from video_assets.ingest.files import DroppedFile
 from video_assets.ingest.keys import HASH_CHARS, hash_of_key, video_key
@@ -50,9 +51,7 @@ class DropCursor:
         """True once this exact version of the file has been decided on."""
         if dropped.file_id in self.pending:
             return False
-        return dropped.ctime_ns <= self.watermark_ns or self.recent.get(dropped.file_id) == list(
-            dropped.fingerprint
-        )
+        return dropped.ctime_ns <= self.watermark_ns or self.recent.get(dropped.file_id) == list(dropped.fingerprint)
 
     def needs_look(self, dropped: DroppedFile) -> bool:
         return dropped.file_id in self.pending or not self.is_settled(dropped)
@@ -145,21 +144,23 @@ class _Decider:
     def __call__(self, dropped: DroppedFile) -> Settlement:
         if not dropped.is_video:
             return Settlement(dropped, "not_video")
-        self._load()
+        keys = self._load()
         key = video_key(dropped.relative_path, self._sha256(dropped))
         content_hash = key[-HASH_CHARS:]
-        if key in self._keys:
+        if key in keys:
             return Settlement(dropped, "known", key)
         if content_hash in self._key_by_hash:
             return Settlement(dropped, "duplicate", key, duplicate_of=self._key_by_hash[content_hash])
-        self._keys.add(key)
+        keys.add(key)
         self._key_by_hash[content_hash] = key
         return Settlement(dropped, "new", key)
 
-    def _load(self) -> None:
+    def _load(self) -> set[str]:
+        """The known keys, read from the instance at the first file that needs them."""
         if self._keys is None:
             self._keys = set(self._existing_keys())
             for key in sorted(self._keys):
                 content_hash = hash_of_key(key)
                 if content_hash:
                     self._key_by_hash.setdefault(content_hash, key)
+        return self._keys

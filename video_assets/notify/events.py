@@ -32,12 +32,22 @@ HOSTED_JOB_STEP = inference_job.key.to_user_string()
 def run_failed(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Iterator[Notification]:
     partition = run.tags.get(PARTITION_TAG, "")
     message, permanent = failure_of(instance, run.run_id)
-    details = {"run_id": run.run_id, "job": run.job_name, "partition": partition, "file": run.tags.get(FILE_TAG, ""), "error": message}
+    details = {
+        "run_id": run.run_id,
+        "job": run.job_name,
+        "partition": partition,
+        "file": run.tags.get(FILE_TAG, ""),
+        "error": message,
+    }
     if hash_of_key(partition) and permanent:
-        yield Notification(f"video_failed:{run.run_id}", "video_failed", f"Video {partition} failed: {message}", details)
+        yield Notification(
+            f"video_failed:{run.run_id}", "video_failed", f"Video {partition} failed: {message}", details
+        )
     if HOSTED_JOB_STEP in _failed_steps(instance, run.run_id):
         yield Notification(
-            f"hosted_job:{run.run_id}", "hosted_job", f"Hosted inference for {partition} failed: {message}",
+            f"hosted_job:{run.run_id}",
+            "hosted_job",
+            f"Hosted inference for {partition} failed: {message}",
             {**details, "status": "failed"},
         )
     yield from failed_checks(instance, run)
@@ -50,9 +60,19 @@ def run_succeeded(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Iterator[
             continue
         job_id = _value(materialization.metadata.get("job_id"))
         if job_id:  # empty when the run's backend was not `hosted`
-            details = {"run_id": run.run_id, "partition": materialization.partition, "job_id": job_id, "status": "finished",
-                       "spend_estimate_credits": _value(materialization.metadata.get("spend_estimate_credits"))}
-            yield Notification(f"hosted_job:{run.run_id}", "hosted_job", f"Hosted job {job_id} for {materialization.partition} finished", details)
+            details = {
+                "run_id": run.run_id,
+                "partition": materialization.partition,
+                "job_id": job_id,
+                "status": "finished",
+                "spend_estimate_credits": _value(materialization.metadata.get("spend_estimate_credits")),
+            }
+            yield Notification(
+                f"hosted_job:{run.run_id}",
+                "hosted_job",
+                f"Hosted job {job_id} for {materialization.partition} finished",
+                details,
+            )
     yield from failed_checks(instance, run)
 
 
@@ -100,27 +120,46 @@ def camera_change(
     if down == was_down:
         return previous or CameraState(down, now.timestamp()), None
     state = CameraState(down, now.timestamp())
-    details = {"camera": name, "url": status.url, "worker_state": status.state, "detail": status.detail,
-               "last_frame_ts": status.last_frame_ts or "", "seconds_without_frames": round(silent_s, 1),
-               "last_error": status.last_error or ""}
+    details = {
+        "camera": name,
+        "url": status.url,
+        "worker_state": status.state,
+        "detail": status.detail,
+        "last_frame_ts": status.last_frame_ts or "",
+        "seconds_without_frames": round(silent_s, 1),
+        "last_error": status.last_error or "",
+    }
     stamp = f"{now:%Y%m%dT%H%M%S}"
     if down:
         title = f"Camera {name} is down: no frame for {silent_s:.0f} s ({status.state}{': ' + status.detail if status.detail else ''})"
         return state, Notification(f"camera:{name}:down:{stamp}", "camera", title, {**details, "status": "down"})
     down_for = now.timestamp() - previous.since if previous else 0.0
     title = f"Camera {name} is back after {down_for:.0f} s"
-    return state, Notification(f"camera:{name}:up:{stamp}", "camera", title, {**details, "status": "up", "down_for_s": round(down_for, 1)})
+    return state, Notification(
+        f"camera:{name}:up:{stamp}", "camera", title, {**details, "status": "up", "down_for_s": round(down_for, 1)}
+    )
 
 
 def disk_change(space: DiskSpace, was_low: bool, now: datetime) -> Notification | None:
     if space.low == was_low:
         return None
-    details = {"path": str(space.path), "free_bytes": space.free_bytes, "total_bytes": space.total_bytes,
-               "threshold_bytes": space.threshold_bytes, "min_free": space.setting, "status": "tripped" if space.low else "cleared"}
+    details = {
+        "path": str(space.path),
+        "free_bytes": space.free_bytes,
+        "total_bytes": space.total_bytes,
+        "threshold_bytes": space.threshold_bytes,
+        "min_free": space.setting,
+        "status": "tripped" if space.low else "cleared",
+    }
     stamp = f"{now:%Y%m%dT%H%M%S}"
     if space.low:
         return Notification(f"disk_guard:tripped:{stamp}", "disk_guard", f"Disk guard tripped: {space.reason}", details)
-    return Notification(f"disk_guard:cleared:{stamp}", "disk_guard", f"Disk guard cleared: free space on the filesystem of {space.path} is above VIDEO_ASSETS_MIN_FREE={space.setting} again", details)
+    return Notification(
+        f"disk_guard:cleared:{stamp}",
+        "disk_guard",
+        f"Disk guard cleared: free space on the filesystem of {space.path} is above VIDEO_ASSETS_MIN_FREE={space.setting} again",
+        details,
+    )
 
 
 def _failed_steps(instance: dg.DagsterInstance, run_id: str) -> set[str]:

@@ -82,7 +82,9 @@ def build_health_sensor(settings: Settings, options: NotifySettings) -> dg.Senso
         notifications, states = [], {}
         for name in _camera_names(cameras, context.log):
             previous = CameraState(**cursor["cameras"][name]) if name in cursor.get("cameras", {}) else None
-            state, notification = camera_change(name, cameras.read_status(name), previous, options.camera_down_after_s, now)
+            state, notification = camera_change(
+                name, cameras.read_status(name), previous, options.camera_down_after_s, now
+            )
             if state is not None:
                 states[name] = state.__dict__
             if notification is not None:

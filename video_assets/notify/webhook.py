@@ -38,7 +38,9 @@ SIGNATURE_HEADER = "X-Video-Assets-Signature-256"
 EVENT_HEADER = "X-Video-Assets-Event"
 DELIVERY_HEADER = "X-Video-Assets-Delivery"
 # Within one tick: a few quick attempts; a receiver that stays down is tried again on later ticks.
-SEND_POLICY = RetryPolicy(attempts=3, backoff_s=0.5, max_backoff_s=2.0, connect_timeout_s=3.0, read_timeout_s=5.0, max_retry_after_s=5.0)
+SEND_POLICY = RetryPolicy(
+    attempts=3, backoff_s=0.5, max_backoff_s=2.0, connect_timeout_s=3.0, read_timeout_s=5.0, max_retry_after_s=5.0
+)
 LATER_POLICY = RetryPolicy(backoff_s=15.0, max_backoff_s=1800.0)  # the pause before the next tick's try
 BUDGET_S = 20.0  # of one tick spent delivering
 
@@ -52,7 +54,13 @@ class Notification:
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     def body(self) -> bytes:
-        payload = {"id": self.id, "event": self.event, "title": self.title, "created_at": self.created_at, "details": self.details}
+        payload = {
+            "id": self.id,
+            "event": self.event,
+            "title": self.title,
+            "created_at": self.created_at,
+            "details": self.details,
+        }
         return json.dumps(payload, sort_keys=True, default=str).encode()
 
 
@@ -106,8 +114,10 @@ class Outbox:
         for path, entry in self._entries():
             notification = Notification(**entry["notification"])
             if now - entry["queued_at"] > self.max_age_s:
-                self.log.error(f"Notification {notification.id} ({notification.title}) was not delivered within "
-                               f"{self.max_age_s / 3600:g} h and is dropped; last error: {entry.get('last_error', '')}")
+                self.log.error(
+                    f"Notification {notification.id} ({notification.title}) was not delivered within "
+                    f"{self.max_age_s / 3600:g} h and is dropped; last error: {entry.get('last_error', '')}"
+                )
                 path.unlink(missing_ok=True)
                 delivery.dropped.append(notification.id)
                 continue
@@ -121,8 +131,9 @@ class Outbox:
                 attempts = entry["attempts"] + 1
                 wait = LATER_POLICY.backoff(attempts)
                 write_json(path, {**entry, "attempts": attempts, "next_at": now + wait, "last_error": str(exc)})
-                self.log.warning(f"Notification {notification.id} not delivered to {_host(url)}: {exc}; "
-                                 f"trying again in {wait:.0f} s")
+                self.log.warning(
+                    f"Notification {notification.id} not delivered to {_host(url)}: {exc}; trying again in {wait:.0f} s"
+                )
                 delivery.failed.append(notification.id)
                 return
             path.unlink(missing_ok=True)

@@ -2,8 +2,8 @@
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import dagster as dg
 
@@ -42,7 +42,9 @@ METADATA = {
 }
 
 
-def build_frame_predictions(after: Sequence[dg.AssetKey] = (), workflow_version: str | None = None) -> dg.AssetsDefinition:
+def build_frame_predictions(
+    after: Sequence[dg.AssetKey] = (), workflow_version: str | None = None
+) -> dg.AssetsDefinition:
     """frame_predictions, run after `after` (the hosted steps) when the graph has them.
 
     The configured workflow version is the asset's code version, so Dagster marks every partition
@@ -58,11 +60,21 @@ def build_frame_predictions(after: Sequence[dg.AssetKey] = (), workflow_version:
         kinds={"parquet"},
         deps=list(after),
         code_version=workflow_version,
-        description=described("Per-frame predictions of the configured workflow: detections, frames and videos tables.", METADATA),
-        check_specs=[dg.AssetCheckSpec(FRAMES_CHECK, asset=FRAME_PREDICTIONS, description="Every expected frame was processed (WARN when some are missing).")],
+        description=described(
+            "Per-frame predictions of the configured workflow: detections, frames and videos tables.", METADATA
+        ),
+        check_specs=[
+            dg.AssetCheckSpec(
+                FRAMES_CHECK,
+                asset=FRAME_PREDICTIONS,
+                description="Every expected frame was processed (WARN when some are missing).",
+            )
+        ],
         # Backend errors can be transient (network, a busy server); unusable input and errors that need
         # a person (a failed hosted job, a budget) are marked permanent and not retried.
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+        retry_policy=dg.RetryPolicy(
+            max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+        ),
     )
     def frame_predictions(
         context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: BackendSwitch, store: PredictionStore
@@ -79,7 +91,9 @@ def build_frame_predictions(after: Sequence[dg.AssetKey] = (), workflow_version:
             raise as_failure(exc) from exc
         except dg.DagsterExecutionInterruptedError:
             # Terminated (from the UI, or by run monitoring): without this, the RetryPolicy would run it again.
-            raise dg.Failure(description="The run was terminated while processing this video.", allow_retries=False) from None
+            raise dg.Failure(
+                description="The run was terminated while processing this video.", allow_retries=False
+            ) from None
         elapsed = time.monotonic() - started
         if summary.frames_missing:
             context.log.warning(
@@ -87,7 +101,10 @@ def build_frame_predictions(after: Sequence[dg.AssetKey] = (), workflow_version:
                 "(the container declares more frames than could be decoded, or the backend lost some)."
             )
         return dg.MaterializeResult(
-            metadata={"source": raw_video.source, **_metadata(summary, raw_video, identity.backend, identity.workflow_version, elapsed)},
+            metadata={
+                "source": raw_video.source,
+                **_metadata(summary, raw_video, identity.backend, identity.workflow_version, elapsed),
+            },
             data_version=dg.DataVersion(f"{raw_video.sha256[:12]}:{identity.workflow_version}"),
             check_results=[frames_check(summary)],
         )

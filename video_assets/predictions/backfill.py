@@ -17,7 +17,7 @@ from datetime import datetime
 import dagster as dg
 
 from video_assets.backends.resource import BackendSwitch
-from video_assets.ingest.assets import PROCESS_VIDEO, videos_partitions
+from video_assets.ingest.assets import PROCESS_VIDEO, VIDEO_PARTITIONS
 from video_assets.ingest.sensor import SOURCE_TAG, queue_tag
 from video_assets.predictions.assets import FRAME_PREDICTIONS
 from video_assets.runs import UNFINISHED, Materialized, failure_of, latest_materializations, runs_by_partition
@@ -35,7 +35,9 @@ class PartitionState:
     detail: str = ""
 
 
-def build_backfill_schedule(cron: str, batch_size: int, source_queues: Mapping[str, str] | None = None) -> dg.ScheduleDefinition:
+def build_backfill_schedule(
+    cron: str, batch_size: int, source_queues: Mapping[str, str] | None = None
+) -> dg.ScheduleDefinition:
     """`source_queues`: a video goes to the run-worker queue of the drop folder it came from, as from the sensor."""
     queues = source_queues or {}
 
@@ -89,7 +91,7 @@ def classify_partitions(
     instance: dg.DagsterInstance, workflow_version: str, source_versions: Mapping[str, str] | None = None
 ) -> list[PartitionState]:
     """Each video's state; `source_versions` has the workflow version of the drop folders with their own."""
-    keys = instance.get_dynamic_partitions(videos_partitions.name)
+    keys = instance.get_dynamic_partitions(VIDEO_PARTITIONS)
     done = latest_materializations(instance, FRAME_PREDICTIONS)
     runs = runs_by_partition(instance, keys)
     states = []

@@ -14,8 +14,15 @@ EVERY_S = 10.0
 class ProgressLog:
     """A PredictionSink in front of the writer that logs a line every EVERY_S seconds (and nothing else)."""
 
-    def __init__(self, sink: PredictionSink, expected: int, log: logging.Logger, video_id: str,
-                 every_s: float = EVERY_S, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        sink: PredictionSink,
+        expected: int,
+        log: logging.Logger,
+        video_id: str,
+        every_s: float = EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.sink, self.expected, self.log, self.video_id = sink, expected, log, video_id
         self.every_s, self.clock = every_s, clock
         self.started = self.last = clock()

@@ -39,7 +39,9 @@ class PredictionStore(dg.ConfigurableResource):
 
     root: str
 
-    def writer(self, video: VideoProbe, identity: BackendIdentity, frames_expected: int | None = None) -> PredictionWriter:
+    def writer(
+        self, video: VideoProbe, identity: BackendIdentity, frames_expected: int | None = None
+    ) -> PredictionWriter:
         return PredictionWriter(Path(self.root), video, identity, frames_expected=frames_expected)
 
     def file(self, table: str, video_id: str) -> Path:

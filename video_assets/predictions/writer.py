@@ -57,7 +57,9 @@ class PredictionWriter:
         self.flush_every = flush_every
         self._base_ts_us = int(video.media.recorded_at.timestamp() * 1_000_000)
         # videos last: its appearance marks the video complete
-        self._staging = Staging({t: table_file(root, t, video.video_id) for t in ("detections", "frames", "videos")}, STALE_TEMP_S)
+        self._staging = Staging(
+            {t: table_file(root, t, video.video_id) for t in ("detections", "frames", "videos")}, STALE_TEMP_S
+        )
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._rows: dict[str, list[dict]] = {"detections": [], "frames": []}
         self._last_frame_idx = -1

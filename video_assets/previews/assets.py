@@ -6,7 +6,6 @@ table with a snapshot per object, and records a contact sheet, an activity chart
 as Markdown images the UI shows on the partition's page (see store.py for why images go by URL).
 """
 
-
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -63,7 +62,8 @@ def build_video_preview() -> dg.AssetsDefinition:
         deps=[FRAME_PREDICTIONS],
         description=described(
             "What the video shows: a contact sheet of annotated frames, an activity chart, and the `tracks` "
-            "table (one row per tracked object, with a snapshot).", METADATA
+            "table (one row per tracked object, with a snapshot).",
+            METADATA,
         ),
     )
     def video_preview(
@@ -75,14 +75,24 @@ def build_video_preview() -> dg.AssetsDefinition:
         try:
             tables = VideoTables.read(Path(previews.predictions_root), raw_video.video_id)
             geometry, note = geometry_for(tables.workflow_version, *_configured_workflow(backend))
-            result = build_preview(tables, VideoFileFrames(raw_video.path), geometry, Path(previews.predictions_root),
-                                   Path(previews.previews_root), video_time)
+            result = build_preview(
+                tables,
+                VideoFileFrames(raw_video.path),
+                geometry,
+                Path(previews.predictions_root),
+                Path(previews.previews_root),
+                video_time,
+            )
         except FileNotFoundError as exc:
-            raise as_failure(VideoError(
-                f"The predictions of {raw_video.video_id} are missing ({exc.filename}): materialize frame_predictions first."
-            )) from exc
+            raise as_failure(
+                VideoError(
+                    f"The predictions of {raw_video.video_id} are missing ({exc.filename}): materialize frame_predictions first."
+                )
+            ) from exc
         context.log.info(f"{raw_video.video_id}: {len(result.tracks)} tracks, preview made in {result.timings_s}")
-        return dg.MaterializeResult(metadata=preview_metadata(result, previews, note, time.monotonic() - started, video_time))
+        return dg.MaterializeResult(
+            metadata=preview_metadata(result, previews, note, time.monotonic() - started, video_time)
+        )
 
     return video_preview
 
@@ -96,25 +106,38 @@ def build_camera_preview(start: date) -> dg.AssetsDefinition:
         deps=[CAMERA_WINDOW],
         description=described(
             "What the camera saw in the hour: a contact sheet of the thumbnails its worker kept, an activity chart, "
-            "and the `tracks` table (one row per tracked object, with the crop the worker kept).", METADATA
+            "and the `tracks` table (one row per tracked object, with the crop the worker kept).",
+            METADATA,
         ),
     )
-    def camera_preview(context: dg.AssetExecutionContext, cameras: CameraStore, previews: PreviewStore) -> dg.MaterializeResult:
+    def camera_preview(
+        context: dg.AssetExecutionContext, cameras: CameraStore, previews: PreviewStore
+    ) -> dg.MaterializeResult:
         started = time.monotonic()
         name, hour = context.partition_key.keys_by_dimension["camera"], context.partition_time_window.start
         video_id = camera_video_id(name, hour)
         try:
             tables = VideoTables.read(Path(previews.predictions_root), video_id, hour_start=hour)
         except FileNotFoundError as exc:
-            raise as_failure(VideoError(
-                f"Camera hour {video_id} is not published ({exc.filename}): materialize camera_window first."
-            )) from exc
+            raise as_failure(
+                VideoError(
+                    f"Camera hour {video_id} is not published ({exc.filename}): materialize camera_window first."
+                )
+            ) from exc
         from video_assets.previews.sources import CameraThumbnails
 
         geometry, note = geometry_for(tables.workflow_version, *_camera_workflow(cameras, name, context.log))
-        result = build_preview(tables, CameraThumbnails(cameras.segments(name, hour)), geometry,
-                               Path(previews.predictions_root), Path(previews.previews_root), camera_time(hour))
-        return dg.MaterializeResult(metadata=preview_metadata(result, previews, note, time.monotonic() - started, camera_time(hour)))
+        result = build_preview(
+            tables,
+            CameraThumbnails(cameras.segments(name, hour)),
+            geometry,
+            Path(previews.predictions_root),
+            Path(previews.previews_root),
+            camera_time(hour),
+        )
+        return dg.MaterializeResult(
+            metadata=preview_metadata(result, previews, note, time.monotonic() - started, camera_time(hour))
+        )
 
     return camera_preview
 
@@ -124,14 +147,22 @@ def _configured_workflow(backend: BackendSwitch) -> tuple[dict[str, Any] | None,
     return _inline(SelfHostedBackend.from_config(backend))  # type: ignore[arg-type]  # Backend has the workflow fields
 
 
-def _camera_workflow(cameras: CameraStore, name: str, log: Any) -> tuple[dict[str, Any] | None, str | None, dict[str, Any]]:
+def _camera_workflow(
+    cameras: CameraStore, name: str, log: Any
+) -> tuple[dict[str, Any] | None, str | None, dict[str, Any]]:
     try:
         camera = cameras.config().get(name)
     except CameraConfigError as exc:  # removed from the file: the hour is still shown, without lines and zones
         log.warning(str(exc))
         return None, None, {}
-    return _inline(SelfHostedBackend(workflow_file=camera.workflow_file, workspace=camera.workspace, workflow_id=camera.workflow_id,
-                                     workflow_parameters=camera.workflow_parameters))
+    return _inline(
+        SelfHostedBackend(
+            workflow_file=camera.workflow_file,
+            workspace=camera.workspace,
+            workflow_id=camera.workflow_id,
+            workflow_parameters=camera.workflow_parameters,
+        )
+    )
 
 
 def _inline(workflow: SelfHostedBackend) -> tuple[dict[str, Any] | None, str | None, dict[str, Any]]:
@@ -141,12 +172,15 @@ def _inline(workflow: SelfHostedBackend) -> tuple[dict[str, Any] | None, str | N
     return spec, "inline:" + spec_hash(spec), dict(workflow.workflow_parameters)
 
 
-def preview_metadata(result: PreviewResult, previews: PreviewStore, geometry_note: str, elapsed_s: float,
-                     time_label: Any) -> dict[str, Any]:
+def preview_metadata(
+    result: PreviewResult, previews: PreviewStore, geometry_note: str, elapsed_s: float, time_label: Any
+) -> dict[str, Any]:
     zone_entries = sum(bool(t["zones"]) for t in result.tracks)
     return {
         "dagster/row_count": len(result.tracks),
-        "contact_sheet": previews.image(result.sheet, f"contact sheet: frames {', '.join(map(str, result.sheet_frames))}"),
+        "contact_sheet": previews.image(
+            result.sheet, f"contact sheet: frames {', '.join(map(str, result.sheet_frames))}"
+        ),
         "activity": previews.image(result.chart, "objects in view by class, and line crossings"),
         "top_tracks": dg.MetadataValue.md(top_tracks_markdown(result.tracks, previews, time_label)),
         "tracks": len(result.tracks),
@@ -156,7 +190,9 @@ def preview_metadata(result: PreviewResult, previews: PreviewStore, geometry_not
         "geometry": geometry_note,
         "preview_kb": round(result.preview_bytes / 1000, 1),
         "preview_s": round(elapsed_s, 2),
-        "preview_steps": ", ".join(f"{step.removesuffix('_s')} {seconds:.2f} s" for step, seconds in result.timings_s.items()),
+        "preview_steps": ", ".join(
+            f"{step.removesuffix('_s')} {seconds:.2f} s" for step, seconds in result.timings_s.items()
+        ),
         "tracks_file": dg.MetadataValue.path(str(result.tracks_file)),
         "contact_sheet_file": dg.MetadataValue.path(str(result.sheet)),
     }
@@ -171,7 +207,9 @@ def top_tracks_markdown(tracks: list[dict[str, Any]], previews: PreviewStore, ti
     shown = 0
     for track in ranked[:TOP_TRACKS]:
         image = f"![#{track['tracker_id']}]({previews.url(track['snapshot'])})" if track["snapshot"] else ""
-        events = [f"{c['line']} {c['direction']}" for c in track["crossings"]] + [f"entered {z['zone']}" for z in track["zones"]]
+        events = [f"{c['line']} {c['direction']}" for c in track["crossings"]] + [
+            f"entered {z['zone']}" for z in track["zones"]
+        ]
         row = (
             f"| {image} | #{track['tracker_id']} {track['class_name']} "
             f"| {time_label(track['first_seen_s'])}, {track['duration_s']:.1f} s | {', '.join(events)[:60]} |"

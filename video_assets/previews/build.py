@@ -83,7 +83,9 @@ class VideoTables:
             workflow_version=video["workflow_version"],
             backend=video["backend"],
             detections=pq.read_table(table_file(predictions_root, "detections", video_id)),
-            frames=pq.read_table(table_file(predictions_root, "frames", video_id), columns=["frame_idx", "time_offset_s", "frame_ts"]),
+            frames=pq.read_table(
+                table_file(predictions_root, "frames", video_id), columns=["frame_idx", "time_offset_s", "frame_ts"]
+            ),
             hour_start=hour_start,
         )
 
@@ -127,9 +129,15 @@ def build_preview(
 
     clock = time.perf_counter()
     offsets = dict(zip(processed, tables.frames["time_offset_s"].to_pylist(), strict=True))
-    tiles = [_tile(n, sheet_pictures[n], tables, offsets.get(n, 0.0), time_label) for n in sheet_frames if n in sheet_pictures]
+    tiles = [
+        _tile(n, sheet_pictures[n], tables, offsets.get(n, 0.0), time_label)
+        for n in sheet_frames
+        if n in sheet_pictures
+    ]
     sheet = contact_sheet(tiles, geometry)
-    chart = activity_chart(_series(tables, tracks, offsets), f"{tables.video_id}: objects in view by class, and line crossings")
+    chart = activity_chart(
+        _series(tables, tracks, offsets), f"{tables.video_id}: objects in view by class, and line crossings"
+    )
     sheet_jpeg = encode_jpeg(sheet, budget=PREVIEW_BUDGET - len(chart))
     timings["render_s"] = time.perf_counter() - clock
 
@@ -157,7 +165,9 @@ def evenly_spread(frames: Sequence[int], count: int = SHEET_FRAMES) -> list[int]
     return [ordered[round(i * (len(ordered) - 1) / (count - 1))] for i in range(count)]
 
 
-def _tile(number: int, picture: np.ndarray, tables: VideoTables, offset_s: float, time_label: Callable[[float], str]) -> Tile:
+def _tile(
+    number: int, picture: np.ndarray, tables: VideoTables, offset_s: float, time_label: Callable[[float], str]
+) -> Tile:
     on_frame = tables.detections.filter(pc.equal(tables.detections["frame_idx"], number)).to_pylist()
     boxes = [Box(r["x"], r["y"], r["width"], r["height"], r["tracker_id"], r["class_name"]) for r in on_frame]
     return Tile(picture, tables.frame_size, f"frame {number}  {time_label(offset_s)}  {len(boxes)} obj", boxes)
@@ -178,10 +188,14 @@ def _series(tables: VideoTables, tracks: Sequence[Track], offsets_by_frame: dict
         mine = (det_offsets[det_classes == name] // bin_s).astype(int)
         counts[name] = list(np.bincount(mine, minlength=bins)[:bins] / frames_per_bin)
     crossings = [
-        (offsets_by_frame.get(c["frame_idx"], 0.0), f"{c['line']} {c['direction']}") for t in tracks for c in t.crossings
+        (offsets_by_frame.get(c["frame_idx"], 0.0), f"{c['line']} {c['direction']}")
+        for t in tracks
+        for c in t.crossings
     ]
-    label = f"seconds of video (bins of {bin_s:g} s)" if tables.hour_start is None else (
-        f"seconds after {tables.hour_start:%Y-%m-%d %H}:00 UTC (bins of {bin_s:g} s)"
+    label = (
+        f"seconds of video (bins of {bin_s:g} s)"
+        if tables.hour_start is None
+        else (f"seconds after {tables.hour_start:%Y-%m-%d %H}:00 UTC (bins of {bin_s:g} s)")
     )
     return Series(bin_s, label, counts, crossings)
 
@@ -224,4 +238,3 @@ def _publish(
     remove_other_versions(tracks_file.parent, "snapshots-", keep=snapshot_dir)
     remove_other_versions(preview_dir.parent, "", keep=preview_dir)
     return {"rows": rows, "sheet": preview_dir / SHEET_FILE, "chart": preview_dir / CHART_FILE, "tracks": tracks_file}
-

@@ -51,7 +51,9 @@ def geometry_of(spec: dict[str, Any] | None, parameters: dict[str, Any] | None =
     """The lines and zones of an inline workflow spec, with the run's workflow parameters applied."""
     if not spec:
         return NO_GEOMETRY
-    inputs: dict[str, Any] = {str(i.get("name")): i.get("default_value") for i in spec.get("inputs", []) if isinstance(i, dict)}
+    inputs: dict[str, Any] = {
+        str(i.get("name")): i.get("default_value") for i in spec.get("inputs", []) if isinstance(i, dict)
+    }
     inputs.update(parameters or {})
     lines, zones = [], []
     for step in spec.get("steps", []):
@@ -87,8 +89,9 @@ def _point(value: Any) -> Point:
     return (float(value[0]), float(value[1]))
 
 
-def geometry_for(rows_version: str, spec: dict[str, Any] | None, spec_version: str | None,
-                 parameters: dict[str, Any] | None = None) -> tuple[Geometry, str]:
+def geometry_for(
+    rows_version: str, spec: dict[str, Any] | None, spec_version: str | None, parameters: dict[str, Any] | None = None
+) -> tuple[Geometry, str]:
     """The geometry to draw and replay for predictions made by `rows_version`, and a line saying which.
 
     Only the spec that made the predictions is used: after a workflow change, old predictions are not

@@ -114,7 +114,9 @@ def _annotate(tile: Tile, geometry: Geometry) -> np.ndarray:
             scene, detections, labels=labels
         )
     caption = np.full((CAPTION_PX, size[0], 3), 24, np.uint8)
-    cv2.putText(caption, tile.caption, (4, CAPTION_PX - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (235, 235, 235), 1, cv2.LINE_AA)
+    cv2.putText(
+        caption, tile.caption, (4, CAPTION_PX - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (235, 235, 235), 1, cv2.LINE_AA
+    )
     return np.vstack([scene, caption])
 
 
@@ -148,8 +150,15 @@ def activity_chart(series: Series, title: str) -> bytes:
     for kind, marker, color in (("in", "^", "#2ca02c"), ("out", "v", "#d62728")):
         marks = [t for t, label in series.crossings if label.endswith(f" {kind}")]
         if marks:
-            axes.scatter(marks, [top * 1.08] * len(marks), marker=marker, color=color, s=36, zorder=3,
-                         label=f"line crossed {kind} ({len(marks)})")
+            axes.scatter(
+                marks,
+                [top * 1.08] * len(marks),
+                marker=marker,
+                color=color,
+                s=36,
+                zorder=3,
+                label=f"line crossed {kind} ({len(marks)})",
+            )
     axes.set_ylim(0, top * 1.18)
     axes.set_xlabel(series.x_label)
     axes.set_ylabel("detections per frame")
@@ -175,7 +184,9 @@ def encode_jpeg(picture: np.ndarray, budget: int | None = None, quality: int = 8
         if quality > 45:
             quality -= 10
         else:
-            picture = cv2.resize(picture, (picture.shape[1] * 3 // 4, picture.shape[0] * 3 // 4), interpolation=cv2.INTER_AREA)
+            picture = cv2.resize(
+                picture, (picture.shape[1] * 3 // 4, picture.shape[0] * 3 // 4), interpolation=cv2.INTER_AREA
+            )
 
 
 def snapshot(picture: np.ndarray, x: float, y: float, width: float, height: float) -> bytes:
@@ -197,8 +208,9 @@ def snapshot_jpeg(crop: np.ndarray) -> bytes:
 
     scale = min(SNAPSHOT_MAX_SIDE / max(crop.shape[:2]), 1.0)
     if scale < 1.0:
-        crop = cv2.resize(crop, (max(int(crop.shape[1] * scale), 1), max(int(crop.shape[0] * scale), 1)),
-                          interpolation=cv2.INTER_AREA)
+        crop = cv2.resize(
+            crop, (max(int(crop.shape[1] * scale), 1), max(int(crop.shape[0] * scale), 1)), interpolation=cv2.INTER_AREA
+        )
     return encode_jpeg(crop, quality=85)
 
 

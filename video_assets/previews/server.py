@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int)
     args = parser.parse_args(argv)
     settings = Settings.from_env()
-    server = serve(args.host, args.port or settings.media_port, media_folders(settings.predictions_dir, settings.previews_dir))
+    server = serve(
+        args.host, args.port or settings.media_port, media_folders(settings.predictions_dir, settings.previews_dir)
+    )
     print(f"serving previews on http://{args.host}:{server.server_address[1]}", file=sys.stderr, flush=True)
     try:
         server.serve_forever()

@@ -28,7 +28,10 @@ class PreviewStore(dg.ConfigurableResource):
     def url(self, path: Path | str) -> str:
         """The address the media server serves a preview file or a snapshot at."""
         path = Path(path)
-        for prefix, root in ((PREVIEWS_PREFIX, Path(self.previews_root)), (TRACKS_PREFIX, Path(self.predictions_root) / "tracks")):
+        for prefix, root in (
+            (PREVIEWS_PREFIX, Path(self.previews_root)),
+            (TRACKS_PREFIX, Path(self.predictions_root) / "tracks"),
+        ):
             if path.is_relative_to(root):
                 return f"{self.media_url.rstrip('/')}/{prefix}/{quote(path.relative_to(root).as_posix())}"
         raise ValueError(f"{path} is not under {self.previews_root} nor {self.predictions_root}/tracks")

@@ -73,10 +73,23 @@ class Track:
 
 def build_tracks(detections: pa.Table, geometry: Geometry) -> list[Track]:
     """Tracks from one video's detections (any order), ordered by tracker id. Untracked boxes are left out."""
-    columns = ["frame_idx", "time_offset_s", "frame_ts", "class_name", "confidence", "x", "y", "width", "height", "tracker_id"]
+    columns = [
+        "frame_idx",
+        "time_offset_s",
+        "frame_ts",
+        "class_name",
+        "confidence",
+        "x",
+        "y",
+        "width",
+        "height",
+        "tracker_id",
+    ]
     table = detections.select(columns).filter(pc.is_valid(detections["tracker_id"]))
     table = table.sort_by([("frame_idx", "ascending")])
-    data = {name: table[name].to_numpy(zero_copy_only=False) for name in columns if name not in ("frame_ts", "class_name")}
+    data = {
+        name: table[name].to_numpy(zero_copy_only=False) for name in columns if name not in ("frame_ts", "class_name")
+    }
     data["frame_ts"] = table["frame_ts"].cast(pa.int64()).to_numpy()
     data["class_name"] = np.array(table["class_name"].to_pylist(), dtype=object)
     confidence = table["confidence"].to_pylist()
@@ -93,8 +106,9 @@ def _add_sighting(tracks: dict[int, Track], row: dict[str, Any], confidence: flo
     frame_idx = int(row["frame_idx"])
     track = tracks.get(tracker)
     if track is None:
-        track = tracks[tracker] = Track(tracker, first_frame=frame_idx, first_seen_s=float(row["time_offset_s"]),
-                                        first_ts=int(row["frame_ts"]))
+        track = tracks[tracker] = Track(
+            tracker, first_frame=frame_idx, first_seen_s=float(row["time_offset_s"]), first_ts=int(row["frame_ts"])
+        )
     track.last_frame, track.last_seen_s, track.last_ts = frame_idx, float(row["time_offset_s"]), int(row["frame_ts"])
     track.classes[row["class_name"]] += 1
     track.frames.add(frame_idx)
@@ -123,8 +137,15 @@ def _replay(data: dict[str, np.ndarray], geometry: Geometry, tracks: dict[int, T
 
     lines = [(line, _line_zone(sv, line)) for line in geometry.lines]
     zones = [
-        (zone, [sv.PolygonZone(np.array(p, dtype=np.float64).round().astype(int), triggering_anchors=(sv.Position(zone.anchor),))
-                for p in zone.polygons])
+        (
+            zone,
+            [
+                sv.PolygonZone(
+                    np.array(p, dtype=np.float64).round().astype(int), triggering_anchors=(sv.Position(zone.anchor),)
+                )
+                for p in zone.polygons
+            ],
+        )
         for zone in geometry.zones
     ]
     x, y, w, h = data["x"], data["y"], data["width"], data["height"]
@@ -140,7 +161,9 @@ def _replay(data: dict[str, np.ndarray], geometry: Geometry, tracks: dict[int, T
             crossed_in, crossed_out = counter.trigger(boxes)
             for direction, mask in (("in", crossed_in), ("out", crossed_out)):
                 for tracker in ids[mask]:
-                    tracks[int(tracker)].crossings.append({"line": line.name, "direction": direction, "frame_idx": frame, "ts": ts})
+                    tracks[int(tracker)].crossings.append(
+                        {"line": line.name, "direction": direction, "frame_idx": frame, "ts": ts}
+                    )
         for zone, polygons in zones:
             is_inside = np.any([polygon.trigger(boxes) for polygon in polygons], axis=0)
             for tracker in ids[is_inside]:

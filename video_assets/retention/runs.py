@@ -60,7 +60,14 @@ def run_actions(instance: dg.DagsterInstance, dagster_home: Path, since: float, 
         files = [*_shard_files(dagster_home, run_id), dagster_home / "storage" / run_id]
         at = record.end_time or record.create_timestamp.timestamp()
         actions.append(
-            Action("runs", "delete", run_id, sum(tree_bytes(f) for f in files if f.exists()), at, _run_remover(instance, dagster_home, run_id))
+            Action(
+                "runs",
+                "delete",
+                run_id,
+                sum(tree_bytes(f) for f in files if f.exists()),
+                at,
+                _run_remover(instance, dagster_home, run_id),
+            )
         )
     last = records[-1].create_timestamp.timestamp() if records else since
     return RunScan(actions, last, len(records) - len(actions), len(records) == BATCH)
@@ -75,7 +82,9 @@ def compute_log_actions(instance: dg.DagsterInstance, since: float, cutoff: floa
         folder = _compute_log_folder(instance, run_id)
         if folder is not None and folder.is_dir():
             at = record.end_time or record.create_timestamp.timestamp()
-            actions.append(Action("compute_logs", "delete", run_id, tree_bytes(folder), at, _log_remover(instance, run_id)))
+            actions.append(
+                Action("compute_logs", "delete", run_id, tree_bytes(folder), at, _log_remover(instance, run_id))
+            )
     last = records[-1].create_timestamp.timestamp() if records else since
     return RunScan(actions, last, 0, len(records) == BATCH)
 

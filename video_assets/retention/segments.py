@@ -25,7 +25,9 @@ SETTLE = timedelta(hours=1)  # after the end of an hour, its last segment and fi
 def segment_actions(cameras: CameraStore, predictions_root: Path, home: Path, now: datetime) -> list[Action]:
     """Every published camera hour (of configured cameras or not) whose segments could be removed."""
     root = Path(cameras.root)
-    names = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")) if root.is_dir() else []
+    names = (
+        sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")) if root.is_dir() else []
+    )
     actions = []
     for camera in names:
         for start in cameras.windows(camera):
@@ -34,7 +36,9 @@ def segment_actions(cameras: CameraStore, predictions_root: Path, home: Path, no
             if now < end + SETTLE or not _published_whole(cameras, predictions_root, camera, start):
                 continue
             actions.append(
-                Action("segments", "delete", relative(folder, home), tree_bytes(folder), end.timestamp(), _remover(folder))
+                Action(
+                    "segments", "delete", relative(folder, home), tree_bytes(folder), end.timestamp(), _remover(folder)
+                )
             )
     return actions
 

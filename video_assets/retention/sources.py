@@ -45,7 +45,9 @@ def source_actions(library: VideoLibrary, instance: dg.DagsterInstance, home: Pa
         if any(record.dagster_run.status in UNFINISHED for record in busy.get(key, [])):
             continue
         carry_out = _mover(dropped, folders[dropped.source]) if verb == "move" else _deleter(dropped.path)
-        actions.append(Action("sources", verb, relative(dropped.path, home), dropped.size, processed[key].timestamp, carry_out))
+        actions.append(
+            Action("sources", verb, relative(dropped.path, home), dropped.size, processed[key].timestamp, carry_out)
+        )
     return actions
 
 

@@ -53,12 +53,16 @@ class Plan:
             "runs_kept": self.runs.kept if self.runs else 0,
             "runs_waiting_for_next_pass": bool(self.runs and self.runs.more),
             "errors": len(self.errors),
-            "removed" if not dry_run else "would_remove": dg.MetadataValue.md(markdown(self.actions, self.now.timestamp())),
+            "removed" if not dry_run else "would_remove": dg.MetadataValue.md(
+                markdown(self.actions, self.now.timestamp())
+            ),
             **({"error_list": dg.MetadataValue.md("\n".join(f"- {e}" for e in self.errors))} if self.errors else {}),
         }
 
     def summary(self, dry_run: bool) -> str:
-        lines = [f"{'Would remove' if dry_run else 'Removed'} {len(self.actions)} item(s), {format_bytes(sum(a.bytes for a in self.actions))}:"]
+        lines = [
+            f"{'Would remove' if dry_run else 'Removed'} {len(self.actions)} item(s), {format_bytes(sum(a.bytes for a in self.actions))}:"
+        ]
         for kind in KINDS:
             actions = self.by_kind(kind)
             if actions:
@@ -88,7 +92,9 @@ def plan_retention(settings: Settings, instance: dg.DagsterInstance, now: dateti
     plan.actions += [a for a in rotations if a.what not in deleting]
     state = read_json(settings.state_dir / STATE_FILE) or {}
     if retention.runs.days is not None:
-        plan.runs = run_actions(instance, settings.dagster_home, state.get("runs", 0.0), now.timestamp() - retention.runs.days * DAY_S)
+        plan.runs = run_actions(
+            instance, settings.dagster_home, state.get("runs", 0.0), now.timestamp() - retention.runs.days * DAY_S
+        )
         plan.actions += plan.runs.actions
     if retention.compute_logs.days is not None:
         cutoff = now.timestamp() - retention.compute_logs.days * DAY_S

@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import requests
 
@@ -167,9 +168,7 @@ class RetryingHttp:
             else:
                 response = self.session.request(method, url, timeout=timeout, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            return _Failure(
-                f"{what}: {type(exc).__name__}: {self.redact(exc)}", reached_server=not _never_sent(exc)
-            )
+            return _Failure(f"{what}: {type(exc).__name__}: {self.redact(exc)}", reached_server=not _never_sent(exc))
         if not response.ok:
             return _Failure(
                 f"{what}: HTTP {response.status_code} {self.redact(_excerpt(response.text))}",
@@ -178,10 +177,10 @@ class RetryingHttp:
             )
         if expect_json:
             try:
-                body = response.json()
+                parsed = response.json()
             except ValueError:
-                body = None
-            if not isinstance(body, dict):
+                parsed = None
+            if not isinstance(parsed, dict):
                 return _Failure(f"{what}: the answer is not a JSON object ({self.redact(_excerpt(response.text))!r})")
         return response
 
@@ -228,8 +227,8 @@ def _retry_after_s(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def _excerpt(text: str, limit: int = 200) -> str:

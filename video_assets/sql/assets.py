@@ -31,6 +31,8 @@ def build_sql_models_job() -> Any:  # an unresolved asset job (its class is not 
         selection=dg.AssetSelection.groups(SQL_GROUP),
         description="Every SQL model of dbt_like_sql/, rebuilt from the Parquet tables, and its data tests.",
     )
+
+
 DUCKDB_POOL = "duckdb"
 PREVIEW_ROWS = 5  # shown transposed: one line per column, one column per row
 PREVIEW_CELL_CHARS = 40
@@ -231,7 +233,10 @@ def transposed_table(header: list[str], rows: list[tuple]) -> str:
     metadata column (a row per column, however many columns the model has)."""
     if not rows:
         return "No rows."
-    lines = ["| column | " + " | ".join(f"row {i + 1}" for i in range(len(rows))) + " |", "|---" * (len(rows) + 1) + "|"]
+    lines = [
+        "| column | " + " | ".join(f"row {i + 1}" for i in range(len(rows))) + " |",
+        "|---" * (len(rows) + 1) + "|",
+    ]
     for i, name in enumerate(header):
         lines.append(f"| **{_cell(name)}** | " + " | ".join(_cell(row[i]) for row in rows) + " |")
     return "\n".join(lines)

@@ -63,9 +63,12 @@ _SCANNED = pa.schema(
 
 def ensure_state(conn: Any) -> None:
     """The `_incremental` tables, created once (one query when they exist)."""
-    existing = {row[0] for row in conn.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [STATE_SCHEMA]
-    ).fetchall()}
+    existing = {
+        row[0]
+        for row in conn.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [STATE_SCHEMA]
+        ).fetchall()
+    }
     if existing >= {name.split(".")[1] for name in _STATE_TABLES}:
         return
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
@@ -91,9 +94,12 @@ def take_snapshot(conn: Any, root: Path, key: str | None = None) -> None:
 
 def _look(conn: Any, root: Path) -> None:
     """List what changed since the files were last recorded, and record it."""
-    known = {folder: (ino, mtime) for folder, ino, mtime in conn.execute(
-        f"SELECT DISTINCT folder, folder_ino, folder_mtime_ns FROM {FILES}"
-    ).fetchall()}
+    known = {
+        folder: (ino, mtime)
+        for folder, ino, mtime in conn.execute(
+            f"SELECT DISTINCT folder, folder_ino, folder_mtime_ns FROM {FILES}"
+        ).fetchall()
+    }
     unchanged, listed = _scan(root, known)
     if listed.num_rows or len(unchanged) < len(known):
         _record_files(conn, unchanged, listed)
@@ -103,10 +109,13 @@ def _record_files(conn: Any, unchanged: list[str], listed: pa.Table) -> None:
     """Keep the rows of unchanged folders, replace the others by what was listed (spans read for new files)."""
     conn.register("_unchanged", pa.table({"folder": pa.array(unchanged, pa.string())}))
     conn.register("_listed", listed)
-    unseen = [row[0] for row in conn.execute(
-        f"SELECT l.path FROM _listed AS l ANTI JOIN {FILES} AS f USING (path, ino, size, mtime_ns) "
-        f"WHERE l.tbl IN {TIMED_TABLES}"
-    ).fetchall()]
+    unseen = [
+        row[0]
+        for row in conn.execute(
+            f"SELECT l.path FROM _listed AS l ANTI JOIN {FILES} AS f USING (path, ino, size, mtime_ns) "
+            f"WHERE l.tbl IN {TIMED_TABLES}"
+        ).fetchall()
+    ]
     conn.execute(_spans_sql(unseen))
     conn.execute(
         f"""CREATE OR REPLACE TABLE {FILES} AS
@@ -141,7 +150,7 @@ def _scan(root: Path, known: dict[str, tuple[int, int]]) -> tuple[list[str], pa.
                 continue
             # a folder changed moments ago is recorded without its mtime, so that it is listed again next time
             mtime = stat.st_mtime_ns if stat.st_mtime_ns < settled_before else None
-            video = (table, folder.name[len(_VIDEO_FOLDER):], folder.path, stat.st_ino, mtime)
+            video = (table, folder.name[len(_VIDEO_FOLDER) :], folder.path, stat.st_ino, mtime)
             for file in _entries(Path(folder.path)):
                 if file.name.startswith(".") or not file.name.endswith(".parquet"):
                     continue  # hidden: a temporary file not yet published

@@ -16,9 +16,10 @@ blocking: a failure stops downstream models in the same run and in automation.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 _VAR = re.compile(r"^\{\{\s*var\(\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\)\s*\}\}$")
 _KINDS = {"not_null", "unique", "accepted_values", "row_count_min", "expect_no_rows"}
@@ -118,7 +119,7 @@ def _literal(value: Any) -> str:
     return str(value)
 
 
-_BUILDERS = {
+_BUILDERS: dict[str, Callable[[Any], list[SqlCheck]]] = {
     "not_null": _not_null,
     "unique": _unique,
     "accepted_values": _accepted_values,

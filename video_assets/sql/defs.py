@@ -1,6 +1,6 @@
 """SQL: one asset per model in dbt_like_sql/, their checks, automation, and the Warehouse resource."""
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import dagster as dg
 

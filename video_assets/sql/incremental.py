@@ -63,8 +63,11 @@ def build(
     reason = _full_refresh_reason(conn, model, full_refresh)
     if reason:
         conn.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS {render(model, store.relation_sql)}')
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE _changed AS SELECT video_id FROM {VIDEOS} UNION "
-                     f"SELECT video_id FROM {BUILT} WHERE model = ?", [model.name])
+        conn.execute(
+            f"CREATE OR REPLACE TEMP TABLE _changed AS SELECT video_id FROM {VIDEOS} UNION "
+            f"SELECT video_id FROM {BUILT} WHERE model = ?",
+            [model.name],
+        )
         partitions = f'(SELECT DISTINCT {_partition(partitioning)} FROM "{model.name}")'
         videos = _count(conn, VIDEOS)
         return IncrementalBuild(reason, _count(conn, "_changed"), _count(conn, partitions), videos, store.relation_sql)
@@ -125,7 +128,11 @@ def render(model: SqlModel, source_relation: Callable[[str], str]) -> str:
 
 def definition(model: SqlModel) -> str:
     """Changes whenever the table would: the SQL of the model and of the views it reads, and its partitioning."""
-    parts = [model.sql, asdict(model.partitioning) if model.partitioning else None, [(v.name, v.sql) for v in model.views]]
+    parts = [
+        model.sql,
+        asdict(model.partitioning) if model.partitioning else None,
+        [(v.name, v.sql) for v in model.views],
+    ]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

@@ -24,9 +24,10 @@ videos it needs (see incremental.py); `full_refresh` (run config) rebuilds every
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Literal
 
 import yaml
 
@@ -151,7 +152,9 @@ def _parse(path: Path, variables: Mapping[str, list[Any]]) -> SqlModel:
     checks = tuple(parse_checks(path.with_suffix(".yml"), config.get("checks"), variables))
     materialized = config.get("materialized", "table")
     if materialized not in ("table", "view", "incremental"):
-        raise SqlModelError(f"{path.with_suffix('.yml')}: materialized: {materialized!r}; use table, view or incremental")
+        raise SqlModelError(
+            f"{path.with_suffix('.yml')}: materialized: {materialized!r}; use table, view or incremental"
+        )
     check_sql = " ".join(c.sql for c in checks)
     sources = tuple(dict.fromkeys(_SOURCE.findall(sql + check_sql)))
     unknown = sorted(set(sources) - set(SOURCES))

@@ -35,8 +35,9 @@ def rebuild_all(settings: Settings, out: TextIO = sys.stdout) -> int:
             raise_on_error=False,
         )
     built = sorted(e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events())
-    failed = sorted(c.asset_key.to_user_string() + ":" + c.check_name
-                    for c in result.get_asset_check_evaluations() if not c.passed)
+    failed = sorted(
+        c.asset_key.to_user_string() + ":" + c.check_name for c in result.get_asset_check_evaluations() if not c.passed
+    )
     print(f"Rebuilt in full into {settings.warehouse_path}: {', '.join(built) or 'none'}", file=out)
     if failed or not result.success:
         print(f"Failed: {', '.join(failed) or 'see the run ' + result.run_id + ' in the UI'}", file=out)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import fcntl
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import dagster as dg
 

@@ -27,8 +27,11 @@ def publish_camera_hour_job() -> Any:  # an unresolved asset job (its class is n
         selection=CAMERA_ASSETS,
         description="One camera hour: publish its committed segments as tables, then its preview and tracks.",
     )
+
+
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"  # HourlyPartitionsDefinition's key format
-camera_names = dg.DynamicPartitionsDefinition(name="cameras")  # added by the sensor from the camera file
+CAMERA_NAMES = "cameras"
+camera_names = dg.DynamicPartitionsDefinition(name=CAMERA_NAMES)  # added by the sensor from the camera file
 GAPS_SHOWN = 20
 METADATA = {
     "video_id": "The hour's id in the prediction tables: camera@YYYY-MM-DDTHH.",
@@ -70,7 +73,8 @@ def build_camera_window(start: date) -> dg.AssetsDefinition:
         kinds={"parquet"},
         description=described(
             "One camera's hour of live predictions (detections, frames, videos tables) and its health "
-            "(camera_segments, camera_gaps), published from the segments its ingest worker committed.", METADATA
+            "(camera_segments, camera_gaps), published from the segments its ingest worker committed.",
+            METADATA,
         ),
     )
     def camera_window(

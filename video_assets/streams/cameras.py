@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from video_assets.backends.self_hosted import DEFAULT_DETECTIONS_OUTPUT, DEFAULT_WORKFLOW_FILE
@@ -91,7 +92,7 @@ class Camera:
     def redact(self, text: str, env: Mapping[str, str] | None = None) -> str:
         """Remove every secret this camera's worker knows from a message: its resolved URL and password
         (OpenCV's errors quote them) and the Roboflow API key (a saved workflow's requests carry it)."""
-        env = env if env is not None else {**_secrets(self.url), **_secrets("${" + API_KEY_ENV + "}")}
+        env = env if env is not None else {**_secrets(str(self.url)), **_secrets("${" + API_KEY_ENV + "}")}
         secrets = [env.get(API_KEY_ENV)]
         try:
             resolved = self.resolved_url(env)

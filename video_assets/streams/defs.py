@@ -13,7 +13,5 @@ def camera_definitions(settings: Settings) -> dg.Definitions:
         assets=[build_camera_window(settings.cameras_start)],
         jobs=[publish_camera_hour_job()],
         sensors=[build_camera_sensor(settings.sensor_interval_s, settings.cameras_start)],
-        resources={
-            "cameras": CameraStore.from_settings(settings)
-        },
+        resources={"cameras": CameraStore.from_settings(settings)},
     )

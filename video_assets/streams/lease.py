@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 class WorkerAlreadyRunning(RuntimeError):
@@ -54,7 +55,9 @@ def file_lease(path: Path, camera: str) -> Iterator[Lease]:
 
 
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+_RENEW = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+)
 
 
 @contextmanager
@@ -65,14 +68,14 @@ def redis_lease(url: str, camera: str, ttl_s: float = 15.0) -> Iterator[Lease]:
     client = redis.Redis.from_url(url, socket_timeout=ttl_s / 3)
     key, holder, ttl_ms = f"video-assets:camera:{camera}", holder_name(), int(ttl_s * 1000)
     if not client.set(key, holder, nx=True, px=ttl_ms):
-        current = client.get(key)
+        current: Any = client.get(key)  # bytes (a synchronous client)
         raise WorkerAlreadyRunning(_already(camera, current.decode() if current else "another worker"))
     lease, stop = Lease(), threading.Event()
 
     def renew() -> None:
         while not stop.wait(ttl_s / 3):
             try:
-                if not client.eval(_RENEW, 1, key, holder, ttl_ms):
+                if not client.eval(_RENEW, 1, key, holder, str(ttl_ms)):
                     lease.lost.set()  # someone else holds it now (or it expired): stop recording
                     return
             except redis.RedisError:

@@ -20,10 +20,11 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -74,7 +75,9 @@ class _OpenSegment:
     size: tuple[int, int] | None = None
     sealed: bool = False  # a later hour has begun: commit without waiting for segment_s
     thumbnails: dict[int, bytes] = field(default_factory=dict)  # frame_idx -> JPEG
-    crops: dict[int, tuple[tuple[float, float, int], int, Any]] = field(default_factory=dict)  # tracker -> (key, frame, crop)
+    crops: dict[int, tuple[tuple[float, float, int], int, Any]] = field(
+        default_factory=dict
+    )  # tracker -> (key, frame, crop)
 
     @property
     def empty(self) -> bool:
@@ -129,7 +132,7 @@ class SegmentRecorder:
     ) -> None:
         """Record one processed frame, received at `received_at`, after `dropped_before` unprocessed ones;
         `image` (the BGR picture the model saw) feeds the preview's thumbnails and object crops."""
-        received_at = received_at.astimezone(timezone.utc)
+        received_at = received_at.astimezone(UTC)
         with self._lock:
             segment = self._segment_for(received_at)
             frame_idx = self._next_idx[segment.window]
@@ -152,7 +155,12 @@ class SegmentRecorder:
                 self._keep_pictures(segment, frame_idx, received_at, detections, image)
 
     def _keep_pictures(
-        self, segment: _OpenSegment, frame_idx: int, received_at: datetime, detections: tuple[Detection, ...], image: Any
+        self,
+        segment: _OpenSegment,
+        frame_idx: int,
+        received_at: datetime,
+        detections: tuple[Detection, ...],
+        image: Any,
     ) -> None:
         if self._last_thumbnail is None or (received_at - self._last_thumbnail).total_seconds() >= THUMBNAIL_EVERY_S:
             segment.thumbnails[frame_idx] = thumbnail_jpeg(image)
@@ -163,17 +171,21 @@ class SegmentRecorder:
             key = best_key(det.confidence, det.width, det.height, frame_idx)
             kept = segment.crops.get(det.tracker_id)
             if kept is None or key > kept[0]:
-                segment.crops[det.tracker_id] = (key, frame_idx, crop_with_margin(image, det.x, det.y, det.width, det.height))
+                segment.crops[det.tracker_id] = (
+                    key,
+                    frame_idx,
+                    crop_with_margin(image, det.x, det.y, det.width, det.height),
+                )
 
     def add_dropped(self, count: int, at: datetime) -> None:
         """Frames read from the camera around `at` that will never be processed (purged at shutdown)."""
         with self._lock:
-            self._segment_for(at.astimezone(timezone.utc)).dropped += count
+            self._segment_for(at.astimezone(UTC)).dropped += count
 
     def add_gap(self, gap: Gap) -> None:
         """Record a gap in the window in which it ended."""
         with self._lock:
-            self._segment_for(gap.end.astimezone(timezone.utc)).gaps.append(gap)
+            self._segment_for(gap.end.astimezone(UTC)).gaps.append(gap)
 
     def commit_due(self, force: bool = False) -> list[CommittedSegment]:
         """Commit every segment older than `segment_s` or sealed (every one, if `force`). Main thread only.
@@ -200,7 +212,7 @@ class SegmentRecorder:
             if window not in self._next_idx:
                 rows = self.store.segment_rows(self.camera, window)  # a restarted worker continues the count
                 self._next_idx[window] = max((r["frame_idx_start"] + r["frames_processed"] for r in rows), default=0)
-            opened_at = datetime.now(timezone.utc)
+            opened_at = datetime.now(UTC)
             self._open[window] = _OpenSegment(
                 window=window,
                 name=f"{opened_at:%Y%m%dT%H%M%S%f}Z-{new_token()[:6]}",
@@ -251,7 +263,7 @@ class SegmentRecorder:
             "segment": segment.name,
             "window_start": segment.window,
             "opened_at": segment.opened_at,
-            "committed_at": datetime.now(timezone.utc),
+            "committed_at": datetime.now(UTC),
             "frame_idx_start": segment.frame_idx_start,
             "frames_processed": len(segment.frames),
             "frames_dropped": segment.dropped,

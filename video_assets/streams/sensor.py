@@ -9,11 +9,12 @@ The cursor stays small: hours that are over and published fall behind a per-came
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
 from video_assets.streams.assets import (
+    CAMERA_NAMES,
     CAMERA_WINDOW,
     PUBLISH_CAMERA_HOUR,
     camera_names,
@@ -105,7 +106,7 @@ def plan_windows(
 
 def build_camera_sensor(interval_s: int, first_day: date) -> dg.SensorDefinition:
     """`first_day`: where the hour partitions start (VIDEO_ASSETS_CAMERAS_START); earlier hours are not published."""
-    first_hour = window_name(datetime(first_day.year, first_day.month, first_day.day, tzinfo=timezone.utc))
+    first_hour = window_name(datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC))
 
     @dg.sensor(
         name=SENSOR_NAME,
@@ -121,9 +122,9 @@ def build_camera_sensor(interval_s: int, first_day: date) -> dg.SensorDefinition
         except CameraConfigError as exc:
             context.log.error(str(exc))
             return dg.SensorResult(skip_reason=f"Camera configuration is broken: {exc}")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         cursor = CameraCursor.from_json(context.cursor)
-        known = set(context.instance.get_dynamic_partitions(camera_names.name))
+        known = set(context.instance.get_dynamic_partitions(CAMERA_NAMES))
         listings = {
             name: list_windows(cameras, name, max(cursor.settled.get(name, ""), first_hour)) for name in config.names
         }

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 from contextlib import AbstractContextManager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ _WINDOW_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
 
 def window_start(ts: datetime) -> datetime:
     """The UTC hour a wall-clock time falls in: the camera window it belongs to."""
-    return ts.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def window_name(start: datetime) -> str:
@@ -53,7 +53,7 @@ def camera_video_id(camera: str, start: datetime) -> str:
 def _parse_window(name: str) -> datetime | None:
     if not _WINDOW_NAME.match(name):
         return None
-    return datetime.strptime(name, _WINDOW_FORMAT).replace(tzinfo=timezone.utc)
+    return datetime.strptime(name, _WINDOW_FORMAT).replace(tzinfo=UTC)
 
 
 class CameraStore(dg.ConfigurableResource):

@@ -15,9 +15,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 from video_assets.settings import Settings
 from video_assets.streams.cameras import Camera, CameraConfigError
@@ -79,7 +80,8 @@ def _supervise(workers: list[_Worker], stop: threading.Event, echo: Echo) -> Non
             code = worker.process.poll()
             if code is None:
                 continue
-            worker.pump.join(timeout=5)
+            if worker.pump is not None:
+                worker.pump.join(timeout=5)
             worker.process = None
             if time.monotonic() - worker.started > MAX_RESTART_DELAY_S:
                 worker.restart_delay_s = 1.0  # it ran well for a while: not a crash loop
@@ -96,7 +98,13 @@ def _supervise(workers: list[_Worker], stop: threading.Event, echo: Echo) -> Non
 
 
 def _start(worker: _Worker, echo: Echo) -> None:
-    command = [sys.executable, "-m", "video_assets.streams.worker", worker.camera.name, f"--supervisor-pid={os.getpid()}"]
+    command = [
+        sys.executable,
+        "-m",
+        "video_assets.streams.worker",
+        worker.camera.name,
+        f"--supervisor-pid={os.getpid()}",
+    ]
     # A session of its own: Ctrl-C reaches the supervisor only, which stops the workers in order.
     worker.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     worker.started = time.monotonic()
@@ -119,19 +127,20 @@ def _pump(worker: _Worker, output: IO[bytes], echo: Echo) -> None:
 
 
 def _stop_all(workers: list[_Worker], echo: Echo, timeout_s: float) -> int:
-    running = [w for w in workers if w.process is not None and w.process.poll() is None]
+    running = [(w, w.process) for w in workers if w.process is not None and w.process.poll() is None]
     echo(f"Stopping {len(running)} worker(s); each commits its last segment first")
-    for worker in running:
-        worker.process.send_signal(signal.SIGTERM)
+    for _, process in running:
+        process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     clean = True
-    for worker in running:
+    for worker, process in running:
         try:
-            code = worker.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            code = process.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
-            worker.process.kill()
-            code = worker.process.wait()
+            process.kill()
+            code = process.wait()
             echo(f"{worker.camera.name}: did not stop within {timeout_s:g} s and was killed; its open segment is lost")
-        worker.pump.join(timeout=5)
+        if worker.pump is not None:
+            worker.pump.join(timeout=5)
         clean = clean and code == 0
     return 0 if clean else 1

@@ -140,7 +140,11 @@ def _video_row(
 ) -> dict[str, Any]:
     """The window as a video: recorded_at is the start of the hour, so frame_ts = recorded_at + time_offset_s."""
     sized = next((s for s in reversed(segments) if s["width"]), {"width": 0, "height": 0})
-    span = summary.last_frame_ts - summary.first_frame_ts if summary.first_frame_ts and summary.last_frame_ts else timedelta(0)
+    span = (
+        summary.last_frame_ts - summary.first_frame_ts
+        if summary.first_frame_ts and summary.last_frame_ts
+        else timedelta(0)
+    )
     return video_row(
         video_id=summary.video_id,
         source=camera_name,

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +36,9 @@ from video_assets.backends.self_hosted import SelfHostedBackend, import_inferenc
 from video_assets.disk_guard import DiskSpace, disk_space
 from video_assets.settings import API_KEY_ENV, DiskGuard, Settings, SettingsError, secret
 from video_assets.streams.cameras import Camera, CameraConfig, CameraConfigError
+from video_assets.streams.lease import WorkerAlreadyRunning
 from video_assets.streams.segments import Gap, SegmentRecorder
 from video_assets.streams.status import WorkerStatus
-from video_assets.streams.lease import WorkerAlreadyRunning
 from video_assets.streams.store import CameraStore
 
 EXIT_CONFIG = 2  # the camera or its workflow is misconfigured: restarting will not help
@@ -209,7 +209,7 @@ class CameraWorker:
     def _on_status(self, update: Any) -> None:
         event = update.event_type
         if event == "FRAME_CAPTURED":
-            self._on_capture(update.payload["frame_id"], update.timestamp.astimezone(timezone.utc))
+            self._on_capture(update.payload["frame_id"], update.timestamp.astimezone(UTC))
         elif event == "SOURCE_STATE_UPDATE":
             self._on_source_state(update.payload["previous_state"].value, update.payload["new_state"].value)
         elif event in ("INFERENCE_ERROR", "SOURCE_ERROR"):
@@ -223,7 +223,7 @@ class CameraWorker:
         gap = None
         with self._lock:
             silent_s = (received_at - self._last_capture).total_seconds() if self._last_capture else 0.0
-            if silent_s > self.camera.gap_after_s:
+            if self._last_capture is not None and silent_s > self.camera.gap_after_s:
                 attempts = self._attempts_since_capture
                 cause = "worker_restart" if self._first_capture else "reconnect" if attempts else "stall"
                 gap = Gap(self._last_capture, received_at, "disk_guard" if self._paused_for_disk else cause, attempts)
@@ -258,9 +258,7 @@ class CameraWorker:
         """One processed frame (dispatch thread). Exceptions here would be logged and lost by the pipeline."""
         try:
             with self._lock:
-                received_at = self._received_at.pop(frame.frame_id, None) or frame.frame_timestamp.astimezone(
-                    timezone.utc
-                )
+                received_at = self._received_at.pop(frame.frame_id, None) or frame.frame_timestamp.astimezone(UTC)
                 for stale in [i for i in self._received_at if i < frame.frame_id]:
                     del self._received_at[stale]
                 dropped = max(frame.frame_id - self._last_frame_id - 1, 0)
@@ -303,7 +301,7 @@ class _Health:
 
     def __init__(self, camera: Camera):
         self.camera = camera
-        self.started_at = datetime.now(timezone.utc)
+        self.started_at = datetime.now(UTC)
         self.state, self.detail = "starting", ""
         self.last_frame_ts: datetime | None = None
         self.frames_received = self.frames_processed = self.frames_dropped = 0
@@ -362,7 +360,7 @@ class _Health:
                 state=self.state,
                 detail=self.detail,
                 started_at=self.started_at.isoformat(),
-                updated_at=datetime.now(timezone.utc).isoformat(),
+                updated_at=datetime.now(UTC).isoformat(),
                 last_frame_ts=self.last_frame_ts.isoformat() if self.last_frame_ts else None,
                 fps=round(recent / FPS_WINDOW_S, 2),
                 frames_received=self.frames_received,

@@ -40,11 +40,15 @@ JOB_METADATA = {
     **SKIPPED,
 }
 
+
 @dg.asset(
     partitions_def=videos_partitions,
     group_name=VIDEO_GROUP,
     kinds={"roboflow"},
-    description=described("The video uploaded to the hosted API's signed URL (streamed from disk; skipped if already uploaded).", UPLOAD_METADATA),
+    description=described(
+        "The video uploaded to the hosted API's signed URL (streamed from disk; skipped if already uploaded).",
+        UPLOAD_METADATA,
+    ),
 )
 def uploaded_video(
     context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: BackendSwitch
@@ -70,7 +74,9 @@ def uploaded_video(
     group_name=VIDEO_GROUP,
     kinds={"roboflow"},
     deps=[uploaded_video],
-    description=described("One hosted inference job per (video, workflow or model, fps): submitted once, polled until done.", JOB_METADATA),
+    description=described(
+        "One hosted inference job per (video, workflow or model, fps): submitted once, polled until done.", JOB_METADATA
+    ),
 )
 def inference_job(
     context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: BackendSwitch
