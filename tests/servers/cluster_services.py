@@ -191,6 +191,6 @@ def object_store(folder: Path) -> Iterator[ObjectStore]:
 def machine_command(hostname: str, hidden: list[Path], command: list[str]) -> list[str]:
     """`command` run as another machine: its own hostname, and `hidden` folders (the control plane's
     files) covered by empty tmpfs mounts, so it can only reach the shared services over 127.0.0.1."""
-    hide = "; ".join(f"mount -t tmpfs tmpfs {p}" for p in hidden)
-    script = f"mount --make-rprivate /; {hide}; hostname {hostname}; exec \"$@\""
+    steps = ["mount --make-rprivate /", *(f"mount -t tmpfs tmpfs {p}" for p in hidden), f"hostname {hostname}"]
+    script = "; ".join(steps) + '; exec "$@"'
     return ["unshare", "--mount", "--uts", "--fork", "bash", "-c", script, "machine", *command]

@@ -1,6 +1,7 @@
 """frame_predictions: run the configured backend over every frame of a video, land it as Parquet."""
 
 import os
+import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +37,7 @@ METADATA = {
     "processing_s": "Wall time of this step: decoding, inference and writing.",
     "processing_fps": "Processing speed: frames processed per second of processing_s (not the video's rate).",
     "worker_rss_mb": "Resident memory of the run worker afterwards; growth from run to run would be a leak.",
+    "host": "The machine whose run worker processed the video (many machines: docs/many-machines.md).",
     "detections_file": "The detections Parquet file of this video.",
     "frames_file": "The frames Parquet file of this video.",
     "videos_file": "The videos Parquet file (one row) of this video.",
@@ -146,6 +148,7 @@ def _metadata(summary: WriteSummary, video: VideoProbe, backend: str, workflow_v
         "processing_fps": round(summary.frames_processed / elapsed_s, 1) if elapsed_s else 0.0,
         # Run workers live on between runs: a value that keeps growing from run to run is a leak.
         "worker_rss_mb": round(_rss_bytes() / 2**20, 1),
+        "host": socket.gethostname(),
         **{f"{table}_file": dg.MetadataValue.path(str(path)) for table, path in summary.files.items()},
     }
 
