@@ -11,7 +11,7 @@ from video_assets.disk_guard import disk_space, lowest_space
 from video_assets.ingest.probe import MediaInfo, VideoProbe
 from video_assets.predictions.writer import PredictionWriter
 from video_assets.settings import DiskGuard
-from video_assets.storage import read_json, write_json
+from video_assets.storage import LocalStore, read_json, write_json
 from video_assets.streams.segments import SegmentRecorder
 from video_assets.streams.store import CameraStore
 
@@ -71,7 +71,7 @@ def test_a_video_whose_predictions_do_not_fit_publishes_nothing(small_disk) -> N
     probe = VideoProbe("clip.mp4-0123456789ab", "inbox", "clip.mp4", "/nowhere/clip.mp4", 1, "0" * 64, media)
     root = small_disk.path / "predictions"
     small_disk.fill(leave=256 * 1024)
-    with pytest.raises(OSError), PredictionWriter(root, probe, IDENTITY, flush_every=50) as writer:
+    with pytest.raises(OSError), PredictionWriter(LocalStore(root), probe, IDENTITY, flush_every=50) as writer:
         for i in range(600):
             writer.add_frame(FramePrediction(i, i / 10, (), {"note": noise(i)}))
         writer.commit()

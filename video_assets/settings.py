@@ -204,6 +204,14 @@ class Settings:
     def predictions_dir(self) -> Path:
         return self.home / "predictions"
 
+    def shared(self, folder: str) -> tuple[str, str | None, str]:
+        """(url, endpoint, region) of a data folder every run worker reads and writes: under the home on
+        one machine; on many, under the object store's prefix, so workers need no shared disk."""
+        if self.cluster is None:
+            return str(self.home / folder), None, StoreSettings.region
+        store = self.cluster.store
+        return f"{store.url.rstrip('/')}/{folder}", store.endpoint, store.region
+
     @property
     def previews_dir(self) -> Path:
         """Contact sheets and activity charts, one folder per video or camera hour."""

@@ -41,8 +41,13 @@ PART_NAME = "part-0.parquet"
 TEMP_SUFFIX = ".tmp"
 
 
+def table_key(table: str, video_id: str) -> str:
+    """Where one video's rows of a table live, below the predictions root (hive-style)."""
+    return f"{table}/video_id={video_id}/{PART_NAME}"
+
+
 def table_file(root: Path, table: str, video_id: str) -> Path:
-    return root / table / f"video_id={video_id}" / PART_NAME
+    return root / table_key(table, video_id)
 
 
 def new_token() -> str:
@@ -66,11 +71,11 @@ class Staging:
             folder.mkdir(parents=True, exist_ok=True)
             sweep_stale_temps(folder, stale_after_s)
 
-    def publish(self) -> dict[str, Any]:
+    def publish(self) -> dict[str, str]:
         """Rename every temporary file into place; the last one given is the last to appear. Where each is."""
         for name, temp in self.temps.items():
             os.replace(temp, self.finals[name])
-        return dict(self.finals)
+        return {name: str(final) for name, final in self.finals.items()}
 
     def discard(self) -> None:
         for temp in self.temps.values():
@@ -411,7 +416,7 @@ class _UploadStaging(Staging):
         self.token = new_token()
         self.temps = {name: spool / f"{name}.{self.token}{TEMP_SUFFIX}" for name in finals}
 
-    def publish(self) -> dict[str, Any]:
+    def publish(self) -> dict[str, str]:
         for name, temp in self.temps.items():
             self.store.put_file(temp, self.keys[name])
         shutil.rmtree(self.spool, ignore_errors=True)

@@ -17,6 +17,7 @@ from video_assets.ingest.probe import MediaInfo, VideoProbe
 from video_assets.predictions.schema import TABLES
 from video_assets.predictions.store import PredictionStore
 from video_assets.predictions.writer import NoFramesError, PredictionWriter
+from video_assets.storage import LocalStore
 
 IDENTITY = BackendIdentity("self_hosted", "inline:test")
 START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -37,7 +38,7 @@ def visible_parquet(root: Path) -> list[Path]:
 
 
 def test_committed_tables_hold_every_frame(tmp_path: Path) -> None:
-    with PredictionWriter(tmp_path, probe(), IDENTITY, flush_every=64) as writer:
+    with PredictionWriter(LocalStore(tmp_path), probe(), IDENTITY, flush_every=64) as writer:
         for i in range(300):
             writer.add_frame(frame(i, boxes=0 if i % 3 == 0 else 2))
         summary = writer.commit()
@@ -55,12 +56,12 @@ def test_committed_tables_hold_every_frame(tmp_path: Path) -> None:
 
 
 def test_an_exception_mid_write_leaves_nothing_visible_and_the_old_version_intact(tmp_path: Path) -> None:
-    with PredictionWriter(tmp_path, probe(), IDENTITY) as writer:
+    with PredictionWriter(LocalStore(tmp_path), probe(), IDENTITY) as writer:
         for i in range(10):
             writer.add_frame(frame(i))
         old = writer.commit().files
     with pytest.raises(RuntimeError, match="boom"):
-        with PredictionWriter(tmp_path, probe(), IDENTITY, flush_every=16) as writer:
+        with PredictionWriter(LocalStore(tmp_path), probe(), IDENTITY, flush_every=16) as writer:
             for i in range(200):
                 writer.add_frame(frame(i))
             raise RuntimeError("boom")
@@ -71,13 +72,13 @@ def test_an_exception_mid_write_leaves_nothing_visible_and_the_old_version_intac
 
 def test_no_frames_is_an_error_and_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(NoFramesError, match="/in/clip.mp4"):
-        with PredictionWriter(tmp_path, probe(), IDENTITY) as writer:
+        with PredictionWriter(LocalStore(tmp_path), probe(), IDENTITY) as writer:
             writer.commit()
     assert visible_parquet(tmp_path) == []
 
 
 def test_frames_out_of_order_are_rejected(tmp_path: Path) -> None:
-    with PredictionWriter(tmp_path, probe(), IDENTITY) as writer:
+    with PredictionWriter(LocalStore(tmp_path), probe(), IDENTITY) as writer:
         writer.add_frame(frame(5))
         with pytest.raises(ValueError, match="arrived after frame 5"):
             writer.add_frame(frame(5))
@@ -92,9 +93,10 @@ def test_a_killed_writer_leaves_no_partial_parquet(tmp_path: Path) -> None:
         from video_assets.backends.base import BackendIdentity, Detection, FramePrediction
         from video_assets.ingest.probe import MediaInfo, VideoProbe
         from video_assets.predictions.writer import PredictionWriter
+        from video_assets.storage import LocalStore
         media = MediaInfo(10000.0, 10.0, 100000, 640, 360, "h264", datetime(2026, 1, 2, tzinfo=timezone.utc))
         video = VideoProbe("clip.mp4-0123456789ab", "inbox", "clip.mp4", "/in/clip.mp4", 1234, "0" * 64, media)
-        writer = PredictionWriter(Path({str(tmp_path)!r}), video, BackendIdentity("self_hosted", "inline:test"), flush_every=50)
+        writer = PredictionWriter(LocalStore(Path({str(tmp_path)!r})), video, BackendIdentity("self_hosted", "inline:test"), flush_every=50)
         for i in range(100000):
             writer.add_frame(FramePrediction(i, i / 10, (Detection("person", 0, 0.9, 10.0, 20.0, 4.0, 8.0, tracker_id=7),)))
             if i == 500:

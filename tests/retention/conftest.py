@@ -12,6 +12,7 @@ import pytest
 
 from video_assets.backends.base import BackendIdentity
 from video_assets.settings import Settings
+from video_assets.storage import LocalStore
 from video_assets.streams.segments import SegmentRecorder
 from video_assets.streams.store import CameraStore
 from video_assets.streams.window import publish_window
@@ -35,7 +36,7 @@ def record_hour(settings: Settings, cameras: CameraStore) -> Callable[..., Path]
                 recorder.add_frame(start + timedelta(minutes=s, seconds=f), (), {"n": f})
             recorder.commit_due(force=True)
         if publish:
-            publish_window(cameras, settings.predictions_dir, camera, start, None)
+            publish_window(cameras, LocalStore(settings.predictions_dir), camera, start, None)
         return cameras.window_dir(camera, start)
 
     return record

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from video_assets.retention.sweep import carry_out, plan_retention
 from video_assets.settings import Keep, RetentionSettings
+from video_assets.storage import LocalStore
 from video_assets.streams.window import NoSegmentsError, publish_window
 
 NOW = datetime.now(UTC)
@@ -42,7 +43,7 @@ def test_published_hours_older_than_the_setting_go_and_their_published_rows_stay
 
     # A later re-run of that hour says what happened instead of failing obscurely.
     try:
-        publish_window(cameras, settings.predictions_dir, "lobby", old, None)
+        publish_window(cameras, LocalStore(settings.predictions_dir), "lobby", old, None)
     except NoSegmentsError as exc:
         assert "removed by retention (VIDEO_ASSETS_KEEP_SEGMENTS) after the hour was published" in str(exc)
     else:

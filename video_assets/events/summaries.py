@@ -16,8 +16,6 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from video_assets.predictions.store import PredictionStore
 from video_assets.sql.models import SqlModel
 
@@ -29,12 +27,8 @@ _KEY_CHARS = re.compile(r"[^a-zA-Z0-9_ -]+")
 def summary_events(
     store: PredictionStore, crossing_steps: SqlModel, video_id: str, use_case: str, now: datetime
 ) -> list[dict[str, Any]]:
-    frames = pq.read_table(
-        store.file("frames", video_id), columns=["frame_ts", "source", "workflow_version"]
-    ).to_pylist()
-    detections = pq.read_table(
-        store.file("detections", video_id), columns=["frame_ts", "class_name", "tracker_id"]
-    ).to_pylist()
+    frames = store.read_table("frames", video_id, ["frame_ts", "source", "workflow_version"]).to_pylist()
+    detections = store.read_table("detections", video_id, ["frame_ts", "class_name", "tracker_id"]).to_pylist()
     if not frames:
         return []
     by_minute: dict[datetime, dict[str, Any]] = defaultdict(
@@ -111,6 +105,7 @@ def _crossings_per_minute(store: PredictionStore, crossing_steps: SqlModel, vide
     videos = f"{camera}@*" if sep else video_id
     steps = crossing_steps.render(lambda table: store.relation_sql(table, videos))
     with duckdb.connect() as conn:
+        store.register(conn)
         return conn.execute(
             f"select date_trunc('minute', frame_ts), counter, sum(crossings)::bigint from ({steps}) "
             "where video_id = ? group by all",

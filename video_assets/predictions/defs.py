@@ -20,7 +20,7 @@ def prediction_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[*steps, predictions],
         schedules=[build_backfill_schedule(settings.backfill_cron, settings.backfill_batch, settings.source_queues)],
-        resources={"backend": bind_backend(settings), "store": PredictionStore(root=str(settings.predictions_dir))},
+        resources={"backend": bind_backend(settings), "store": PredictionStore.from_settings(settings)},
     )
 
 

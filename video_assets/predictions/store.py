@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -12,7 +14,8 @@ from video_assets.backends.base import BackendIdentity
 from video_assets.ingest.probe import VideoProbe
 from video_assets.predictions.schema import CAMERA_TABLES, DERIVED_TABLES, TABLES
 from video_assets.predictions.writer import PredictionWriter
-from video_assets.storage import table_file
+from video_assets.settings import Settings
+from video_assets.storage import PART_NAME, Store, store_at, table_key
 
 _DUCKDB_TYPES = {
     "string": "VARCHAR",
@@ -35,29 +38,55 @@ def duckdb_type(kind: pa.DataType) -> str:
 
 
 class PredictionStore(dg.ConfigurableResource):
-    """Hive-style Parquet: <root>/<table>/video_id=<key>/part-0.parquet."""
+    """Hive-style Parquet: <root>/<table>/video_id=<key>/part-0.parquet, where root is a local folder or,
+    on many machines, s3://bucket/prefix/predictions (object-store credentials from the AWS variables)."""
 
     root: str
+    endpoint: str | None = None  # an S3-compatible store that is not AWS
+    region: str = "us-east-1"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PredictionStore:
+        root, endpoint, region = settings.shared("predictions")
+        return cls(root=root, endpoint=endpoint, region=region)
+
+    def data(self) -> Store:
+        """The store the tables live in (a local folder, or a bucket prefix)."""
+        return store_at(self.root, self.endpoint, self.region)
 
     def writer(
         self, video: VideoProbe, identity: BackendIdentity, frames_expected: int | None = None
     ) -> PredictionWriter:
-        return PredictionWriter(Path(self.root), video, identity, frames_expected=frames_expected)
+        return PredictionWriter(self.data(), video, identity, frames_expected=frames_expected)
 
-    def file(self, table: str, video_id: str) -> Path:
-        return table_file(Path(self.root), table, video_id)
+    def file(self, table: str, video_id: str) -> str:
+        """Where one video's rows of a table are: a local path, or an s3:// uri."""
+        return self.data().uri(table_key(table, video_id))
+
+    def read_table(self, table: str, video_id: str, columns: list[str] | None = None) -> pa.Table:
+        return self.data().read_table(table_key(table, video_id), columns=columns)
+
+    def register(self, conn: Any) -> None:
+        """Let a DuckDB connection read the tables' uris (an object store's filesystem)."""
+        self.data().register(conn)
 
     def glob(self, table: str, videos: str = "*") -> str:
         """A glob that matches only committed files (temporary files are hidden and end in .tmp)."""
-        return str(Path(self.root) / table / f"video_id={videos}" / "*.parquet")
+        return self.data().uri(f"{table}/video_id={videos}/*.parquet")
 
     def relation_sql(self, table: str, videos: str = "*") -> str:
         """SQL for the table (of the videos whose id matches the glob `videos`) as a relation; typed
         and empty while no such video has been processed."""
-        pattern = self.glob(table, videos)
-        if any(Path(self.root, table).glob(f"video_id={videos}/*.parquet")):
-            return _parquet_sql([pattern])
+        if self._has_files(table, videos):
+            return _parquet_sql([self.glob(table, videos)])
         return _empty_sql(table)
+
+    def _has_files(self, table: str, videos: str) -> bool:
+        if not self.root.startswith("s3://"):
+            return any(Path(self.root, table).glob(f"video_id={videos}/*.parquet"))
+        data = self.data()
+        folders = [n for n in data.names(table) if fnmatch.fnmatchcase(n, f"video_id={videos}")]
+        return any(data.exists(f"{table}/{folder}/{PART_NAME}") for folder in folders)
 
     def files_relation_sql(self, table: str, files: Sequence[str]) -> str:
         """SQL for the table read from these files only (the videos an incremental build needs)."""

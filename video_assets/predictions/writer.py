@@ -9,7 +9,6 @@ never see a partial file, and an exception or a kill leaves the previous version
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,7 +17,7 @@ from video_assets.backends.base import BackendIdentity, FramePrediction
 from video_assets.failures import VideoError
 from video_assets.ingest.probe import VideoProbe
 from video_assets.predictions.schema import TABLES
-from video_assets.storage import Staging, frame_rows, table_file, video_row
+from video_assets.storage import Store, frame_rows, table_key, video_row
 
 STALE_TEMP_S = 24 * 3600  # a temporary file this old was left by a killed run
 
@@ -37,7 +36,7 @@ class WriteSummary:
     detections: int
     tracks: int
     classes: tuple[str, ...]
-    files: dict[str, Path]
+    files: dict[str, str]  # table -> where it was published (a local path, or an s3:// uri)
 
 
 class PredictionWriter:
@@ -45,7 +44,7 @@ class PredictionWriter:
 
     def __init__(
         self,
-        root: Path,
+        store: Store,
         video: VideoProbe,
         identity: BackendIdentity,
         flush_every: int = 512,
@@ -57,8 +56,8 @@ class PredictionWriter:
         self.flush_every = flush_every
         self._base_ts_us = int(video.media.recorded_at.timestamp() * 1_000_000)
         # videos last: its appearance marks the video complete
-        self._staging = Staging(
-            {t: table_file(root, t, video.video_id) for t in ("detections", "frames", "videos")}, STALE_TEMP_S
+        self._staging = store.staging(
+            {t: table_key(t, video.video_id) for t in ("detections", "frames", "videos")}, STALE_TEMP_S
         )
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._rows: dict[str, list[dict]] = {"detections": [], "frames": []}

@@ -1,7 +1,6 @@
 """camera_window: one partition per camera per UTC hour, published from the workers' segments."""
 
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -88,7 +87,7 @@ def build_camera_window(start: date) -> dg.AssetsDefinition:
             context.log.warning(str(exc))
             camera = None
         try:
-            summary = publish_window(cameras, Path(store.root), camera_name, hour, camera)
+            summary = publish_window(cameras, store.data(), camera_name, hour, camera)
         except NoSegmentsError as exc:
             raise as_failure(exc) from exc
         return dg.MaterializeResult(metadata=window_metadata(summary))

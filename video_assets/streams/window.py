@@ -20,7 +20,7 @@ from video_assets.backends.base import BackendIdentity
 from video_assets.failures import VideoError
 from video_assets.predictions.schema import VIDEOS
 from video_assets.predictions.writer import STALE_TEMP_S
-from video_assets.storage import Staging, table_file, video_row
+from video_assets.storage import Store, table_key, video_row
 from video_assets.streams.cameras import Camera
 from video_assets.streams.segments import SCHEMAS
 from video_assets.streams.store import SEGMENT_TABLES, CameraStore, camera_video_id
@@ -44,7 +44,7 @@ class WindowSummary:
     source_fps: float
     reconnects: int
     gaps: list[dict[str, Any]]
-    files: dict[str, Path]
+    files: dict[str, str]  # table -> where it was published (a local path, or an s3:// uri)
 
     @property
     def gap_seconds(self) -> float:
@@ -70,16 +70,16 @@ class WindowSummary:
 
 
 def publish_window(
-    cameras: CameraStore, predictions_root: Path, camera_name: str, start: datetime, camera: Camera | None
+    cameras: CameraStore, predictions: Store, camera_name: str, start: datetime, camera: Camera | None
 ) -> WindowSummary:
     """Concatenate the window's segments into its tables. `camera` (its configuration) may be gone."""
     segments = cameras.segments(camera_name, start)
     video_id = camera_video_id(camera_name, start)
-    if not segments and table_file(predictions_root, "videos", video_id).exists():
+    if not segments and predictions.exists(table_key("videos", video_id)):
         raise NoSegmentsError(
             f"Camera {camera_name!r}'s segments for {start:%Y-%m-%d %H}:00 UTC were removed by retention "
             "(VIDEO_ASSETS_KEEP_SEGMENTS) after the hour was published; its published tables in "
-            f"{predictions_root} are unchanged and stay as they are."
+            f"{predictions.uri()} are unchanged and stay as they are."
         )
     if not segments:
         raise NoSegmentsError(
@@ -89,7 +89,7 @@ def publish_window(
         )
     # videos last: its appearance marks the window complete
     tables = (*SEGMENT_TABLES, "videos")
-    staging = Staging({t: table_file(predictions_root, t, video_id) for t in tables}, STALE_TEMP_S)
+    staging = predictions.staging({t: table_key(t, video_id) for t in tables}, STALE_TEMP_S)
     try:
         rows = {table: _concat(segments, table, staging.temps[table]) for table in SEGMENT_TABLES}
         segment_rows = pq.read_table(staging.temps["camera_segments"]).to_pylist()
