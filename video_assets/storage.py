@@ -244,6 +244,10 @@ class Store(ABC):
         """Publish a finished local file whole (the local file is consumed)."""
 
     @abstractmethod
+    def copy_in(self, local: Path, key: str) -> None:
+        """Publish a copy of a local file whole (the local file stays)."""
+
+    @abstractmethod
     def remove(self, key: str) -> None:
         """The object, or every object under `key`."""
 
@@ -314,6 +318,9 @@ class LocalStore(Store):
         shutil.move(local, temp)  # a rename when both are on one filesystem
         os.replace(temp, final)
 
+    def copy_in(self, local: Path, key: str) -> None:
+        copy_file(local, self.path(key))
+
     def remove(self, key: str) -> None:
         path = self.path(key)
         if path.is_dir():
@@ -367,9 +374,12 @@ class ObjectStore(Store):
 
     def put_file(self, local: Path, key: str) -> None:
         try:
-            self.fs.put_file(str(local), self._path(key))  # one PUT, or a multipart upload aborted on failure
+            self.copy_in(local, key)
         finally:
             local.unlink(missing_ok=True)
+
+    def copy_in(self, local: Path, key: str) -> None:
+        self.fs.put_file(str(local), self._path(key))  # one PUT, or a multipart upload aborted on failure
 
     def remove(self, key: str) -> None:
         path = self._path(key)

@@ -1,9 +1,8 @@
-"""Many machines on 127.0.0.1: the Dagster instance in a real Postgres, Celery over a real Redis, compute
-logs in SeaweedFS's S3 server, and two worker "machines" (own mount and UTS namespaces, own hostname)
-started with `video-assets worker`. Runs are routed by queue and land on the machine that took them.
-
-The machines share VIDEO_ASSETS_HOME and the drop folders (a shared filesystem): the object-store data
-path is not wired yet (docs/many-machines.md says so).
+"""Many machines on 127.0.0.1: the Dagster instance in a real Postgres, Celery over a real Redis, every
+byte in SeaweedFS's S3 server, and two worker "machines" (own mount and UTS namespaces, own hostname,
+own VIDEO_ASSETS_HOME, the control plane's home and drop folders hidden) started with `video-assets
+worker`. Runs are routed by queue and land on the machine that took them; the control plane answers
+SQL from what the workers put in the store.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from video_assets.settings import Settings
 
 pytestmark = pytest.mark.slow
 PASSWORD_ENV = "VIDEO_ASSETS_TEST_PG_PASSWORD"
+PREFIX = "video-assets/cluster-test"  # bucket/prefix in the object store
 
 
 def cluster_file(folder: Path, postgres_server, database: str, redis_url: str, store_endpoint: str) -> Path:
@@ -37,7 +37,7 @@ def cluster_file(folder: Path, postgres_server, database: str, redis_url: str, s
         f'[postgres]\nhost = "127.0.0.1"\nport = {postgres_server.port}\ndatabase = "{database}"\n'
         f'user = "{postgres_server.user}"\npassword_env = "{PASSWORD_ENV}"\n\n'
         f'[redis]\nurl = "{redis_url}"\n\n'
-        f'[store]\nurl = "s3://video-assets/cluster-test"\nendpoint = "{store_endpoint}"\n'
+        f'[store]\nurl = "s3://{PREFIX}"\nendpoint = "{store_endpoint}"\n'
     )
     return path
 
@@ -50,11 +50,14 @@ def redis_server(tmp_path: Path) -> Iterator:
         yield server
 
 
-def start_machine(hostname: str, args: list[str], log: Path) -> subprocess.Popen:
+def start_machine(hostname: str, args: list[str], folder: Path, hidden: list[Path]) -> subprocess.Popen:
+    """`video-assets worker` on another "machine": its own home; the control plane's folders hidden."""
     from servers.cluster_services import machine_command
 
-    command = machine_command(hostname, [], [str(Path(sys.executable).with_name("video-assets")), "worker", *args])
-    return subprocess.Popen(command, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    command = machine_command(hostname, hidden, [str(Path(sys.executable).with_name("video-assets")), "worker", *args])
+    env = {**os.environ, "VIDEO_ASSETS_HOME": str(folder / f"{hostname}-home")}
+    log = open(folder / f"{hostname}.log", "ab")
+    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def wait_for_runs(instance: dg.DagsterInstance, keys: list[str], machines: list[subprocess.Popen], timeout_s: float = 300) -> dict:
@@ -88,12 +91,16 @@ def test_runs_spread_over_two_worker_machines_by_queue(
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("ROBOFLOW_API_KEY", raising=False)
     settings = replace(Settings.from_env(dict(os.environ)), workers=2)
+    import s3fs
+
+    store = s3fs.S3FileSystem(client_kwargs={"endpoint_url": object_store_server.endpoint}, use_listings_cache=False)
     prepare_environment(settings)
     assert "postgres_db" in (settings.dagster_home / "dagster.yaml").read_text()
     assert postgres_server.password not in (settings.dagster_home / "dagster.yaml").read_text()
 
-    cpu = start_machine("worker-cpu", ["--concurrency", "1"], tmp_path / "worker-cpu.log")
-    gpu = start_machine("worker-gpu", ["--queue", "gpu", "--concurrency", "1"], tmp_path / "worker-gpu.log")
+    hidden = [home, faces]
+    cpu = start_machine("worker-cpu", ["--concurrency", "1"], tmp_path, hidden)
+    gpu = start_machine("worker-gpu", ["--queue", "gpu", "--concurrency", "1"], tmp_path, hidden)
     try:
         for name in ("two_walkers.mp4", "one_runner.mp4"):
             shutil.copy2(samples_dir / name, settings.inbox / name)
@@ -111,6 +118,13 @@ def test_runs_spread_over_two_worker_machines_by_queue(
                 for name, key in keys.items()
             }
             assert runs[keys["faces/hallway_at_the_gpu.mp4"]].tags.get("dagster-celery/queue") == "gpu"
+            # the SQL models, built by automation on a worker, published to the store; the control plane reads them
+            wait_for(lambda: store.exists(f"{PREFIX}/warehouse/warehouse.duckdb"), "the published warehouse")
+            answer = subprocess.run(
+                [str(Path(sys.executable).with_name("video-assets")), "sql", "select count(*) from video_summary", "--csv"],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert answer.stdout.splitlines()[1:] == ["3"], answer.stdout + answer.stderr
     finally:
         for machine in (cpu, gpu):
             os.killpg(machine.pid, 15)
@@ -122,11 +136,20 @@ def test_runs_spread_over_two_worker_machines_by_queue(
         "inbox/one_runner.mp4": "worker-cpu",
         "faces/hallway_at_the_gpu.mp4": "worker-gpu",
     }
-    # compute logs went to the object store, not to a machine's disk
-    import s3fs
+    # every byte in the object store: the videos (uploaded once by the control plane), their Parquet,
+    # compute logs; nothing on the control plane's disk but its own state
+    for key in keys.values():
+        assert store.exists(f"{PREFIX}/videos/{key}") and store.exists(f"{PREFIX}/videos/{key}.json")
+        assert store.exists(f"{PREFIX}/predictions/videos/video_id={key}/part-0.parquet")
+    assert store.find(f"{PREFIX}/compute-logs"), "no compute log in the object store"
+    assert not (home / "predictions").exists() or not any((home / "predictions").rglob("*.parquet"))
 
-    store = s3fs.S3FileSystem(client_kwargs={"endpoint_url": object_store_server.endpoint})
-    assert store.find("video-assets/cluster-test/compute-logs"), "no compute log in the object store"
+
+def wait_for(condition, what: str, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} after {timeout_s} s"
+        time.sleep(1)
 
 
 def _logs(folder: Path) -> str:

@@ -13,7 +13,7 @@ from video_assets.sql.warehouse import Warehouse, WarehouseNotBuiltError
 
 
 def run_query(settings: Settings, sql: str, output: str = "table", out: TextIO = sys.stdout) -> int:
-    warehouse = Warehouse(path=str(settings.warehouse_path), build_path=str(settings.warehouse_build_path))
+    warehouse = Warehouse.from_settings(settings)
     import duckdb
 
     try:

@@ -49,6 +49,11 @@ def build_drop_folder_sensor(
             quiet_ns=2 * interval_s * 1_000_000_000,  # unchanged for two intervals: as settled as two ticks make it
         )
         _log_settlements(context, plan)
+        # Many machines: each video is in the object store before its run is asked for (an upload that
+        # fails fails the tick, and the next tick, from the same cursor, tries again).
+        for settlement in plan.keys_to_run:
+            if settlement.key and library.upload(settlement.file, settlement.key):
+                context.log.info(f"Uploaded {settlement.file.path} to the object store as {settlement.key}")
         return dg.SensorResult(
             asset_events=skipped_file_observations(plan),
             run_requests=[_run_request(s, source_queues) for s in plan.keys_to_run],

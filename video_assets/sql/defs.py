@@ -16,9 +16,7 @@ def sql_definitions(settings: Settings, producers: Mapping[str, Sequence[dg.Asse
         assets=build_sql_assets(settings.sql_dir, producers, sql_variables()),
         jobs=[build_sql_models_job()],
         sensors=[build_sql_automation_sensor()],
-        resources={
-            "warehouse": Warehouse(path=str(settings.warehouse_path), build_path=str(settings.warehouse_build_path))
-        },
+        resources={"warehouse": Warehouse.from_settings(settings)},
     )
 
 
