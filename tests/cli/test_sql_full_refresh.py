@@ -24,7 +24,7 @@ def write_video(settings: Settings, video_id: str, frames: int) -> None:
                     "outputs": '{"line_count_in": 0}'} for i in range(frames)],
         "detections": [],
         "videos": [{**common, "file": "a.mp4", "sha256": "0" * 64, "bytes": 1, "duration_s": float(frames),
-                    "fps": 1.0, "width": 64, "height": 64, "codec": "h264", "recorded_at": TS,
+                    "fps": 1.0, "width": 64, "height": 64, "rotation": 0, "codec": "h264", "recorded_at": TS,
                     "frames_expected": frames, "frames_processed": frames, "processed_at": TS}],
     }
     for table, schema in (("frames", FRAMES), ("detections", DETECTIONS), ("videos", VIDEOS)):

@@ -65,7 +65,7 @@ def test_an_exception_mid_write_leaves_nothing_visible_and_the_old_version_intac
             for i in range(200):
                 writer.add_frame(frame(i))
             raise RuntimeError("boom")
-    assert visible_parquet(tmp_path) == sorted(old.values())
+    assert visible_parquet(tmp_path) == sorted(Path(f) for f in old.values())
     assert pq.read_table(old["frames"]).num_rows == 10
     assert not list(tmp_path.rglob("*.tmp"))  # the aborted temp files were removed
 

@@ -154,7 +154,7 @@ def test_the_batch_graph_and_its_settings_come_from_the_environment(settings, ba
     }
     graph = build_definitions(from_env).resolve_asset_graph()
     videos = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "videos"}
-    assert videos == {"raw_video", "batch_job", "frame_predictions"}
+    assert videos == {"raw_video", "batch_job", "frame_predictions", "video_preview"}
     assert dg.AssetKey("batch_job") in graph.get(dg.AssetKey("frame_predictions")).parent_keys
 
 
