@@ -267,6 +267,22 @@ class Store(ABC):
     def publish_folder(self, local: Path, key: str, last: str) -> None:
         """Publish a finished local folder whole, its file `last` last (the local folder is consumed)."""
 
+    def write_folder(self, key: str, files: Mapping[str, bytes], stale_after_s: float) -> None:
+        """Publish small files (name -> bytes) as a new folder, whole: the last one given appears last."""
+        spool = Path(tempfile.mkdtemp(prefix="video-assets-spool-"))
+        try:
+            for name, data in files.items():
+                (spool / name).write_bytes(data)
+            self.publish_folder(spool, key, last=list(files)[-1] if files else "")
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+
+    def remove_other_versions(self, folder: str, prefix: str, keep: str) -> None:
+        """Published entries of `folder` named `<prefix>...`, other than `keep`: versions a newer one replaced."""
+        for name in self.names(folder):
+            if name.startswith(prefix) and name != keep and not name.startswith("."):
+                self.remove(f"{folder}/{name}")
+
     def put_bytes(self, key: str, data: bytes) -> None:
         with tempfile.NamedTemporaryFile(delete=False) as handle:
             handle.write(data)
@@ -340,6 +356,13 @@ class LocalStore(Store):
     def publish_folder(self, local: Path, key: str, last: str) -> None:
         self.path(key).parent.mkdir(parents=True, exist_ok=True)
         publish_folder(local, self.path(key))
+
+    def write_folder(self, key: str, files: Mapping[str, bytes], stale_after_s: float) -> None:
+        """Built beside its final name (same filesystem), so it appears by one rename."""
+        write_folder(self.path(key), files, stale_after_s)
+
+    def remove_other_versions(self, folder: str, prefix: str, keep: str) -> None:
+        remove_other_versions(self.path(folder), prefix, keep=self.path(f"{folder}/{keep}"))
 
 
 class ObjectStore(Store):

@@ -8,7 +8,6 @@ as Markdown images the UI shows on the partition's page (see store.py for why im
 
 import time
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -43,8 +42,9 @@ METADATA = {
     "preview_kb": "Size of the contact sheet and the chart together (bounded to 300 KB).",
     "preview_s": "Time to make the preview and the tracks (reading, decoding, drawing, writing).",
     "preview_steps": "Where preview_s went: tracks (replaying the boxes), pictures (decoding, crops), render, write.",
-    "tracks_file": "The tracks Parquet file of this video (snapshots are in the snapshots-* folder beside it).",
-    "contact_sheet_file": "The contact sheet on disk.",
+    "tracks_file": "The tracks Parquet file of this video (snapshots are in the snapshots-* folder beside it): "
+    "a local path, or an s3:// uri on many machines.",
+    "contact_sheet_file": "The contact sheet: a local path, or an s3:// uri on many machines.",
 }
 
 
@@ -72,15 +72,16 @@ def build_video_preview() -> dg.AssetsDefinition:
         started = time.monotonic()
         from video_assets.previews.sources import VideoFileFrames
 
+        predictions = previews.predictions()
         try:
-            tables = VideoTables.read(Path(previews.predictions_root), raw_video.video_id)
+            tables = VideoTables.read(predictions, raw_video.video_id)
             geometry, note = geometry_for(tables.workflow_version, *_configured_workflow(backend))
             result = build_preview(
                 tables,
                 VideoFileFrames(raw_video.path),
                 geometry,
-                Path(previews.predictions_root),
-                Path(previews.previews_root),
+                predictions,
+                previews.previews(),
                 video_time,
             )
         except FileNotFoundError as exc:
@@ -116,8 +117,9 @@ def build_camera_preview(start: date) -> dg.AssetsDefinition:
         started = time.monotonic()
         name, hour = context.partition_key.keys_by_dimension["camera"], context.partition_time_window.start
         video_id = camera_video_id(name, hour)
+        predictions = previews.predictions()
         try:
-            tables = VideoTables.read(Path(previews.predictions_root), video_id, hour_start=hour)
+            tables = VideoTables.read(predictions, video_id, hour_start=hour)
         except FileNotFoundError as exc:
             raise as_failure(
                 VideoError(
@@ -131,8 +133,8 @@ def build_camera_preview(start: date) -> dg.AssetsDefinition:
             tables,
             CameraThumbnails(cameras.segments(name, hour)),
             geometry,
-            Path(previews.predictions_root),
-            Path(previews.previews_root),
+            predictions,
+            previews.previews(),
             camera_time(hour),
         )
         return dg.MaterializeResult(
@@ -193,8 +195,8 @@ def preview_metadata(
         "preview_steps": ", ".join(
             f"{step.removesuffix('_s')} {seconds:.2f} s" for step, seconds in result.timings_s.items()
         ),
-        "tracks_file": dg.MetadataValue.path(str(result.tracks_file)),
-        "contact_sheet_file": dg.MetadataValue.path(str(result.sheet)),
+        "tracks_file": dg.MetadataValue.path(result.tracks_file),
+        "contact_sheet_file": dg.MetadataValue.path(result.sheet),
     }
 
 

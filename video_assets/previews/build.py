@@ -5,7 +5,8 @@ contact sheet's and each track's best frame); a camera hour cannot be decoded af
 worker keeps a thumbnail every few seconds and a crop of each object at its best moment (see
 streams/segments.py), and those are used instead. Everything else is the same.
 
-What lands, through the storage rules (hidden temporary names, published whole):
+What lands, through the storage rules (hidden temporary names, published whole), in the predictions
+and previews Stores (folders under the home on one machine, the cluster's object store on many):
 ```
 predictions/tracks/video_id=<id>/part-0.parquet            the tracks table (its appearance marks it done)
 predictions/tracks/video_id=<id>/snapshots-<token>/<tracker_id>.jpg
@@ -17,11 +18,11 @@ once the new one is published.
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -41,7 +42,7 @@ from video_assets.previews.render import (
     encode_jpeg,
 )
 from video_assets.previews.tracks import Track, build_tracks
-from video_assets.storage import Staging, new_token, remove_other_versions, table_file, write_folder
+from video_assets.storage import Store, new_token, table_key
 
 SHEET_FRAMES = 12
 MAX_SNAPSHOTS = 200  # per video: the tracks seen longest get one; a motion detector can make hundreds
@@ -73,8 +74,9 @@ class VideoTables:
     hour_start: datetime | None = None  # a camera hour's start; None for a file
 
     @classmethod
-    def read(cls, predictions_root: Path, video_id: str, hour_start: datetime | None = None) -> VideoTables:
-        video = pq.read_table(table_file(predictions_root, "videos", video_id)).to_pylist()[0]
+    def read(cls, predictions: Store, video_id: str, hour_start: datetime | None = None) -> VideoTables:
+        """From the predictions store; FileNotFoundError (naming the missing table's uri) if one is missing."""
+        video = _read(predictions, "videos", video_id).to_pylist()[0]
         return cls(
             video_id=video_id,
             source=video["source"],
@@ -82,21 +84,28 @@ class VideoTables:
             frame_size=(video["width"], video["height"]),
             workflow_version=video["workflow_version"],
             backend=video["backend"],
-            detections=pq.read_table(table_file(predictions_root, "detections", video_id)),
-            frames=pq.read_table(
-                table_file(predictions_root, "frames", video_id), columns=["frame_idx", "time_offset_s", "frame_ts"]
-            ),
+            detections=_read(predictions, "detections", video_id),
+            frames=_read(predictions, "frames", video_id, columns=["frame_idx", "time_offset_s", "frame_ts"]),
             hour_start=hour_start,
         )
+
+
+def _read(predictions: Store, table: str, video_id: str, columns: list[str] | None = None) -> pa.Table:
+    key = table_key(table, video_id)
+    try:
+        return predictions.read_table(key, columns=columns)
+    except FileNotFoundError:
+        uri = predictions.uri(key)  # pyarrow and s3fs name the missing file differently (or not at all)
+        raise FileNotFoundError(errno.ENOENT, "no such table file", uri) from None
 
 
 @dataclass
 class PreviewResult:
     video_id: str
     tracks: list[dict[str, Any]]
-    sheet: Path
-    chart: Path
-    tracks_file: Path
+    sheet: str  # where each was published: a local path, or an s3:// uri
+    chart: str
+    tracks_file: str
     sheet_frames: list[int]
     preview_bytes: int
     snapshots: int
@@ -111,8 +120,8 @@ def build_preview(
     tables: VideoTables,
     pictures: PictureSource,
     geometry: Geometry,
-    predictions_root: Path,
-    previews_root: Path,
+    predictions: Store,
+    previews: Store,
     time_label: Callable[[float], str],
 ) -> PreviewResult:
     timings: dict[str, float] = {}
@@ -142,7 +151,7 @@ def build_preview(
     timings["render_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    written = _publish(tables, tracks, snapshots, sheet_jpeg, chart, predictions_root, previews_root)
+    written = _publish(tables, tracks, snapshots, sheet_jpeg, chart, predictions, previews)
     timings["write_s"] = time.perf_counter() - clock
     return PreviewResult(
         video_id=tables.video_id,
@@ -206,35 +215,45 @@ def _publish(
     snapshots: dict[int, bytes],
     sheet_jpeg: bytes,
     chart_png: bytes,
-    predictions_root: Path,
-    previews_root: Path,
+    predictions: Store,
+    previews: Store,
 ) -> dict[str, Any]:
     """Snapshots and pictures first (new folders), then the tracks table, then remove older versions."""
     token = new_token()
-    tracks_file = table_file(predictions_root, "tracks", tables.video_id)
-    snapshot_dir = tracks_file.parent / f"snapshots-{token}"
-    preview_dir = previews_root / tables.video_id / token
-    write_folder(snapshot_dir, {f"{tracker}.jpg": data for tracker, data in snapshots.items()}, STALE_TEMP_S)
-    write_folder(preview_dir, {SHEET_FILE: sheet_jpeg, CHART_FILE: chart_png}, STALE_TEMP_S)
+    tracks_key = table_key("tracks", tables.video_id)
+    tracks_folder = tracks_key.rsplit("/", 1)[0]
+    snapshot_key = f"{tracks_folder}/snapshots-{token}"
+    preview_key = f"{tables.video_id}/{token}"
+    predictions.write_folder(
+        snapshot_key, {f"{tracker}.jpg": data for tracker, data in snapshots.items()}, STALE_TEMP_S
+    )
+    previews.write_folder(preview_key, {SHEET_FILE: sheet_jpeg, CHART_FILE: chart_png}, STALE_TEMP_S)
     frame_s = 1.0 / tables.fps
     rows = [
         {
             "video_id": tables.video_id,
             "source": tables.source,
             **track.row(frame_s),
-            "snapshot": str(snapshot_dir / f"{track.tracker_id}.jpg") if track.tracker_id in snapshots else None,
+            "snapshot": predictions.uri(f"{snapshot_key}/{track.tracker_id}.jpg")
+            if track.tracker_id in snapshots
+            else None,
             "workflow_version": tables.workflow_version,
             "backend": tables.backend,
         }
         for track in tracks
     ]
-    staging = Staging({"tracks": tracks_file}, STALE_TEMP_S)
+    staging = predictions.staging({"tracks": tracks_key}, STALE_TEMP_S)
     try:
         pq.write_table(pa.Table.from_pylist(rows, schema=TRACKS), staging.temps["tracks"], compression="zstd")
-        staging.publish()
+        published = staging.publish()
     except BaseException:
         staging.discard()
         raise
-    remove_other_versions(tracks_file.parent, "snapshots-", keep=snapshot_dir)
-    remove_other_versions(preview_dir.parent, "", keep=preview_dir)
-    return {"rows": rows, "sheet": preview_dir / SHEET_FILE, "chart": preview_dir / CHART_FILE, "tracks": tracks_file}
+    predictions.remove_other_versions(tracks_folder, "snapshots-", keep=f"snapshots-{token}")
+    previews.remove_other_versions(tables.video_id, "", keep=token)
+    return {
+        "rows": rows,
+        "sheet": previews.uri(f"{preview_key}/{SHEET_FILE}"),
+        "chart": previews.uri(f"{preview_key}/{CHART_FILE}"),
+        "tracks": published["tracks"],
+    }

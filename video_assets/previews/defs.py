@@ -10,11 +10,6 @@ from video_assets.settings import Settings
 def preview_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[build_video_preview(), build_camera_preview(settings.cameras_start)],
-        resources={
-            "previews": PreviewStore(
-                predictions_root=str(settings.predictions_dir),
-                previews_root=str(settings.previews_dir),
-                media_url=settings.media_base_url,
-            )
-        },
+        # Under the home on one machine, in the cluster's object store on many (Settings.shared).
+        resources={"previews": PreviewStore.from_settings(settings)},
     )
