@@ -178,6 +178,7 @@ def full_rebuild(store: PredictionStore, model) -> list[tuple]:
     """The model's SELECT over all the Parquet, in a fresh database: what a full rebuild gives."""
     with duckdb.connect() as conn:
         conn.execute("SET TimeZone = 'UTC'")
+        store.register(conn)
         return rows(conn, render(model, store.relation_sql))
 
 
