@@ -80,7 +80,8 @@ def stores(tmp_path, object_store_server, s3_credentials, parquet_videos):
 
 
 def warehouse_of(settings: Settings) -> Warehouse:
-    return Warehouse(path=str(settings.warehouse_path), build_path=str(settings.warehouse_build_path))
+    """On many machines, the published warehouse is in the object store too."""
+    return Warehouse.from_settings(settings)
 
 
 def test_models_built_from_the_object_store_equal_those_built_locally(
