@@ -428,7 +428,9 @@ class ObjectStore(Store):
         return local
 
     def register(self, conn: Any) -> None:
-        conn.register_filesystem(self.fs)
+        """DuckDB refuses a second filesystem for the same protocol: the first one registered serves it."""
+        if not any(name in conn.list_filesystems() for name in _protocols(self.fs)):
+            conn.register_filesystem(self.fs)
 
     def staging(self, finals: Mapping[str, str], stale_after_s: float) -> Staging:
         spool = Path(tempfile.mkdtemp(prefix="video-assets-spool-"))
@@ -457,6 +459,11 @@ class _UploadStaging(Staging):
 
     def discard(self) -> None:
         shutil.rmtree(self.spool, ignore_errors=True)
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
 
 
 def store_at(url: str, endpoint: str | None = None, region: str = "us-east-1") -> Store:

@@ -8,16 +8,19 @@ import sys
 from typing import TextIO
 
 from video_assets.cli.tables import format_table
+from video_assets.predictions.store import PredictionStore
 from video_assets.settings import Settings
 from video_assets.sql.warehouse import Warehouse, WarehouseNotBuiltError
 
 
 def run_query(settings: Settings, sql: str, output: str = "table", out: TextIO = sys.stdout) -> int:
+    """The views over the Parquet (detections, frames, videos) read the shared store: on many machines,
+    the object store, whose filesystem the reader's connection registers."""
     warehouse = Warehouse.from_settings(settings)
     import duckdb
 
     try:
-        with warehouse.read() as conn:
+        with warehouse.read(PredictionStore.from_settings(settings)) as conn:
             result = conn.execute(sql)
             header = [d[0] for d in result.description] if result.description else []
             rows = result.fetchall()

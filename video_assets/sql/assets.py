@@ -105,7 +105,7 @@ def _model_asset(model: SqlModel, producers: Mapping[str, Sequence[dg.AssetKey]]
     def _build(
         context: dg.AssetExecutionContext, config: SqlModelConfig, warehouse: Warehouse, store: PredictionStore
     ) -> dg.MaterializeResult:
-        with warehouse.build() as conn:
+        with warehouse.build(store) as conn:
             _refresh_source_views(conn, store)
             metadata, results = build_model(conn, model, store, config.full_refresh, snapshot_key=context.run_id)
             metadata.update(table_metadata(conn, model.name, model.materialized, model.columns))

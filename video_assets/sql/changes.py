@@ -7,10 +7,17 @@ mtime of each of its files, in every table; and a folder whose inode and mtime a
 the last build still holds the same files (renaming into a folder changes its mtime), so only
 changed folders are listed again. Each file's time span (first and last `frame_ts`) and source
 are read once and recorded with it in the warehouse (`_incremental.files`).
+
+In an object store (s3://, many machines) there are no inodes, folders or renames: one listing per
+table prefix gives every object's size, LastModified and ETag (which changes whenever the object is
+replaced, even within the same second). There a file's `ino` is a hash of its ETag, and a folder's
+`folder_ino` a hash of its whole listing: a video folder whose listing is the one recorded is
+unchanged, and no settling delay is needed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -19,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from video_assets.predictions.schema import CAMERA_TABLES, DERIVED_TABLES, TABLES
+from video_assets.storage import LocalStore, ObjectStore, Store
 
 STATE_SCHEMA = "_incremental"
 FILES = f"{STATE_SCHEMA}.files"  # every committed Parquet file, its video, span and source
@@ -78,21 +86,22 @@ def ensure_state(conn: Any) -> None:
         conn.execute(f"CREATE OR REPLACE TABLE {VIDEOS} AS {_VIDEOS_SQL}")
 
 
-def take_snapshot(conn: Any, root: Path, key: str | None = None) -> None:
+def take_snapshot(conn: Any, data: Store, key: str | None = None) -> None:
     """Bring `_incremental.files` (tbl, video_id, path, ...) and `_incremental.videos` (video_id,
     fingerprint, first_ts, last_ts, source) up to date with the files. With a `key` (a run's id), the
     files are looked at once for every build with that key: the models of one run are built as of
-    the same moment."""
+    the same moment. `data` is the PredictionStore's store (a local folder or an object-store prefix); the
+    connection must have its filesystem registered (the spans of new files are read from them)."""
     ensure_state(conn)
     if key is not None and conn.execute(f"SELECT key FROM {SNAPSHOT}").fetchone() == (key,):
         return
-    _look(conn, root)
+    _look(conn, data)
     if key is not None:
         conn.execute(f"DELETE FROM {SNAPSHOT}")
         conn.execute(f"INSERT INTO {SNAPSHOT} VALUES (?)", [key])
 
 
-def _look(conn: Any, root: Path) -> None:
+def _look(conn: Any, data: Store) -> None:
     """List what changed since the files were last recorded, and record it."""
     known = {
         folder: (ino, mtime)
@@ -100,7 +109,12 @@ def _look(conn: Any, root: Path) -> None:
             f"SELECT DISTINCT folder, folder_ino, folder_mtime_ns FROM {FILES}"
         ).fetchall()
     }
-    unchanged, listed = _scan(root, known)
+    if isinstance(data, ObjectStore):
+        unchanged, listed = _scan_objects(data, known)
+    elif isinstance(data, LocalStore):
+        unchanged, listed = _scan(data.root, known)
+    else:
+        raise TypeError(f"cannot list the files of {type(data).__name__}")
     if listed.num_rows or len(unchanged) < len(known):
         _record_files(conn, unchanged, listed)
 
@@ -163,6 +177,56 @@ def _scan(root: Path, known: dict[str, tuple[int, int]]) -> tuple[list[str], pa.
                 ):
                     rows[name].append(value)
     return unchanged, pa.table(rows, schema=_SCANNED)
+
+
+def _scan_objects(data: ObjectStore, known: dict[str, tuple[int, int]]) -> tuple[list[str], pa.Table]:
+    """`_scan` for an object store: one listing per table prefix (never one request per video)."""
+    unchanged: list[str] = []
+    rows: dict[str, list[Any]] = {name: [] for name in _SCANNED.names}
+    for table in PARQUET_TABLES:
+        prefix = data.uri(table).removeprefix("s3://")
+        try:
+            listing = data.fs.find(prefix, detail=True)
+        except FileNotFoundError:
+            continue
+        folders: dict[str, list[tuple[str, int, int, int]]] = {}
+        for key, info in listing.items():
+            name = key.rsplit("/", 1)[-1]
+            folder = key[: -len(name) - 1]
+            if info.get("type") == "directory" or name.startswith(".") or not name.endswith(".parquet"):
+                continue  # hidden: not a published table file
+            if folder.rsplit("/", 1)[-1].startswith(_VIDEO_FOLDER) and folder.rsplit("/", 1)[0] == prefix:
+                folders.setdefault(folder, []).append(
+                    (f"s3://{key}", _etag_hash(info), int(info["size"]), _mtime_ns(info))
+                )
+        for folder, files in sorted(folders.items()):
+            files.sort()
+            uri = f"s3://{folder}"
+            signature = _hash("|".join(":".join(map(str, file)) for file in files))
+            mtime = max(file[3] for file in files)
+            if known.get(uri) == (signature, mtime):
+                unchanged.append(uri)
+                continue
+            video = (table, folder.rsplit("/", 1)[-1][len(_VIDEO_FOLDER) :], uri, signature, mtime)
+            for file in files:
+                for name, value in zip(_SCANNED.names, (*video, *file), strict=True):
+                    rows[name].append(value)
+    return unchanged, pa.table(rows, schema=_SCANNED)
+
+
+def _etag_hash(info: dict[str, Any]) -> int:
+    """What changes when an object is replaced: its ETag (the md5 of its bytes, or of its parts')."""
+    return _hash(str(info.get("ETag") or info.get("etag") or f"{info['size']}:{_mtime_ns(info)}"))
+
+
+def _mtime_ns(info: dict[str, Any]) -> int:
+    modified = info.get("LastModified") or info.get("mtime")
+    return round(modified.timestamp() * 1_000_000) * 1000 if modified is not None else 0
+
+
+def _hash(text: str) -> int:
+    """64 bits, to fit the `ino` columns (UBIGINT) an inode fills locally."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
 def _entries(folder: Path) -> list[os.DirEntry]:

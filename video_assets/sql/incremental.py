@@ -28,7 +28,6 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from video_assets.predictions.store import PredictionStore
@@ -57,7 +56,7 @@ def build(
     conn: Any, model: SqlModel, store: PredictionStore, full_refresh: bool, snapshot_key: str | None = None
 ) -> IncrementalBuild:
     """Bring the model's table up to date with the Parquet; call `record` once its data tests ran."""
-    take_snapshot(conn, Path(store.root), snapshot_key)
+    take_snapshot(conn, store.data(), snapshot_key)
     partitioning = model.partitioning
     assert partitioning is not None
     reason = _full_refresh_reason(conn, model, full_refresh)

@@ -8,7 +8,10 @@ the models' tables (the Parquet stays where it is), so the copy stays small as t
 
 On many machines a build runs on whichever worker took it (one at a time: the `duckdb` pool is the
 whole cluster's), so the published file lives in the object store: a build starts from it and
-uploads what it published, and a reader fetches it.
+uploads what it published, and a reader fetches it. The views over the Parquet (`detections`, ...)
+read the PredictionStore's files, there in the object store too: give `build` and `read` the store,
+so that its filesystem is registered in the connection (DuckDB keeps that per connection, not in
+the file).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -27,6 +30,9 @@ from video_assets.settings import Settings
 from video_assets.storage import Store, copy_file, store_at
 
 PUBLISHED = "warehouse.duckdb"
+
+if TYPE_CHECKING:
+    from video_assets.predictions.store import PredictionStore
 
 
 class WarehouseNotBuiltError(FileNotFoundError):
@@ -56,8 +62,8 @@ class Warehouse(dg.ConfigurableResource):
         return store_at(self.store_url, self.store_endpoint, self.store_region) if self.store_url else None
 
     @contextmanager
-    def build(self) -> Iterator[Any]:
-        """A read-write connection to the build file; on success the result is published."""
+    def build(self, store: PredictionStore | None = None) -> Iterator[Any]:
+        """A read-write connection to the build file, reading `store`'s files; on success the result is published."""
         import duckdb
 
         build = Path(self.build_path)
@@ -74,6 +80,8 @@ class Warehouse(dg.ConfigurableResource):
             conn.execute("SET TimeZone = 'UTC'")  # the models' hours and minutes are UTC, whatever the machine's zone
             conn.execute(f"SET memory_limit = '{self.memory_limit}'")
             try:
+                if store is not None:
+                    store.register(conn)
                 yield conn
                 conn.execute("CHECKPOINT")
             finally:
@@ -81,7 +89,8 @@ class Warehouse(dg.ConfigurableResource):
             if self._publish(build) and shared is not None:
                 shared.copy_in(Path(self.path), PUBLISHED)
 
-    def read(self) -> Any:
+    def read(self, store: PredictionStore | None = None) -> Any:
+        """A read-only connection to the published file; with `store`, its views over the Parquet can be read."""
         import duckdb
 
         shared = self._shared()
@@ -93,7 +102,14 @@ class Warehouse(dg.ConfigurableResource):
             raise WarehouseNotBuiltError(
                 f"{self.path} does not exist yet: run `video-assets process` (or materialize the sql group)."
             )
-        return duckdb.connect(self.path, read_only=True)
+        conn = duckdb.connect(self.path, read_only=True)
+        if store is not None:
+            try:
+                store.register(conn)
+            except BaseException:
+                conn.close()
+                raise
+        return conn
 
     def _publish(self, build: Path) -> bool:
         """Copy the build over the published file, unless the published copy is newer than the build's last
