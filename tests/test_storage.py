@@ -64,3 +64,37 @@ def test_small_files_folders_and_removal(store: Store, tmp_path: Path) -> None:
     assert local.read_bytes() == b"detections.parquet"
     store.remove("streams/gate/2026-11-30T04")
     assert store.names("streams/gate") == ["status.json"]
+
+
+def test_the_object_store_stopped_mid_upload_leaves_no_object(object_store_server, s3_credentials, tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from servers.cluster_services import BUCKET
+
+    store = ObjectStore(f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}", endpoint=object_store_server.endpoint)
+    big = tmp_path / "big.mp4"
+    with open(big, "wb") as handle:
+        handle.truncate(400 * 2**20)  # a multipart upload of many parts
+    failures: list[BaseException] = []
+
+    def upload() -> None:
+        try:
+            store.copy_in(big, "videos/big.mp4")
+        except BaseException as exc:  # what the sensor's tick would see
+            failures.append(exc)
+
+    uploading = threading.Thread(target=upload)
+    uploading.start()
+    time.sleep(0.5)
+    object_store_server.stop()  # mid-upload
+    uploading.join(timeout=300)
+    object_store_server.start()
+    assert not uploading.is_alive()
+    print(f"upload {'failed: ' + repr(failures[0])[:200] if failures else 'finished before the stop'}")
+    if failures:
+        assert not store.exists("videos/big.mp4")  # nothing half-written is visible
+    else:  # it finished before the stop: then it is whole
+        assert store.fs.info(store.uri("videos/big.mp4"))["size"] == big.stat().st_size
+    store.copy_in(big, "videos/big.mp4")  # the next attempt (the next sensor tick) publishes it whole
+    assert store.fs.info(store.uri("videos/big.mp4"))["size"] == big.stat().st_size
