@@ -213,11 +213,6 @@ class Settings:
         return f"{store.url.rstrip('/')}/{folder}", store.endpoint, store.region
 
     @property
-    def previews_dir(self) -> Path:
-        """Contact sheets and activity charts, one folder per video or camera hour."""
-        return self.home / "previews"
-
-    @property
     def warehouse_path(self) -> Path:
         return self.home / "warehouse.duckdb"
 
