@@ -88,7 +88,9 @@ def test_a_video_previewed_from_the_object_store_lands_there_and_is_served_from_
     settings = cluster_settings
     shutil.copy2(samples_dir / "two_walkers.mp4", settings.inbox / "two_walkers.mp4")
     library = VideoLibrary.from_settings(settings)
-    [key] = [library.key_for(f) for f in library.scan()]
+    [dropped] = library.scan()
+    key = library.key_for(dropped)
+    assert library.upload(dropped, key)  # as the control plane's sensor does before asking for the run
     instance.add_dynamic_partitions("videos", [key])
     job = build_definitions(settings).resolve_job_def("process_video")
     result = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
