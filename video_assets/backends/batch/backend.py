@@ -532,11 +532,7 @@ def build_batch(config: BatchConfig, context: BuildContext) -> BatchBackend:
         budget_frames=config.budget_frames,
         force_resubmit=config.force_resubmit,
         lease_s=config.batch_lease_seconds,
-        retry=RetryPolicy(
-            attempts=config.request_attempts,
-            backoff_s=config.backoff_seconds,
-            read_timeout_s=config.request_timeout_seconds,
-        ),
+        retry=config.retry_policy(),
     )
     return BatchBackend(context.api_key, options, owner=context.run_id)
 

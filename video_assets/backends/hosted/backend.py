@@ -127,6 +127,12 @@ class HostedConfig(WorkflowConfig):
     )
     request_timeout_seconds: float = Field(default=60.0, gt=0, description="Read timeout of one HTTP call.")
 
+    def retry_policy(self) -> RetryPolicy:
+        """How each HTTP call to Roboflow is retried."""
+        return RetryPolicy(
+            attempts=self.request_attempts, backoff_s=self.backoff_seconds, read_timeout_s=self.request_timeout_seconds
+        )
+
 
 class HostedBackend(VideoBackend):
     """The hosted video API for one target (saved workflow or model version)."""
@@ -431,11 +437,7 @@ def build_hosted(config: HostedConfig, context: BuildContext) -> HostedBackend:
         open_ledger=context.open_ledger,
         budget_frames=config.budget_frames,
         force_resubmit=config.force_resubmit,
-        retry=RetryPolicy(
-            attempts=config.request_attempts,
-            backoff_s=config.backoff_seconds,
-            read_timeout_s=config.request_timeout_seconds,
-        ),
+        retry=config.retry_policy(),
     )
     return HostedBackend(context.api_key, options, submitted_by=context.run_id)
 
