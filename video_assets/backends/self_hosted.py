@@ -161,8 +161,11 @@ def spec_hash(spec: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def import_inference_pipeline(offline: bool) -> Any:
+def import_inference_pipeline(offline: bool, with_workflow_engine: bool = False) -> Any:
     """Import inference only where a video is processed (a run worker, a camera worker).
+
+    `with_workflow_engine`: also import the Workflows execution engine and its blocks (about 2 s), which
+    `inference` otherwise imports when a process starts its first pipeline.
 
     `inference` reads OFFLINE_MODE once, at import: offline (inline workflows), it makes no network
     call at all. A process that imported it offline cannot fetch a saved workflow afterwards. It also
@@ -183,6 +186,9 @@ def import_inference_pipeline(offline: bool) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from inference import InferencePipeline
+
+        if with_workflow_engine:
+            import inference.core.workflows.execution_engine.core  # noqa: F401
     return InferencePipeline
 
 
@@ -310,6 +316,6 @@ KIND = BackendKind(
     build=lambda config, context: SelfHostedBackend.from_config(config, context.api_key),
     runs_workflow_files=True,
     warm_up=lambda config: import_inference_pipeline(
-        offline=not SelfHostedBackend.from_config(config).uses_saved_workflow
+        offline=not SelfHostedBackend.from_config(config).uses_saved_workflow, with_workflow_engine=True
     ),
 )

@@ -10,7 +10,6 @@ both variables for itself and the processes it starts, unless they already name 
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 from video_assets.backends.self_hosted import FACE_WORKFLOW_FILE
 from video_assets.settings import Settings
@@ -60,8 +59,7 @@ def demo(settings: Settings) -> int:
     if not any(f.is_video for f in scan_drop_folders([faces])):
         faces.path.mkdir(parents=True, exist_ok=True)
         print(f"Wrote {write_sample(FACE_SAMPLE, faces.path / FACE_SAMPLE.name)}", flush=True)
-    # The samples are written whole before the sensor looks: it need not wait long to see them settle.
-    code = process(replace(settings, sensor_interval_s=min(settings.sensor_interval_s, 1)))
+    code = process(settings)
     if settings.warehouse_path.exists():
         print("\nWhat each video yielded (video-assets sql 'select * from video_summary'):")
         run_query(settings, SUMMARY_SQL)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dagster as dg
 
@@ -26,7 +26,7 @@ from video_assets.ingest.keys import hash_of_key
 from video_assets.ingest.library import VideoLibrary
 from video_assets.ingest.sensor import SENSOR_NAME
 from video_assets.predictions.assets import FRAME_PREDICTIONS
-from video_assets.runs import MAX_RUNTIME_TAG, UNFINISHED, failure_of, latest_run
+from video_assets.runs import MAX_RUNTIME_TAG, UNFINISHED, failure_of, runs_by_partition
 from video_assets.runtime.instance import RUN_MONITOR_POLL_S, prepare_environment
 from video_assets.runtime.services import ServiceError, Services, local_services
 from video_assets.settings import Settings
@@ -34,6 +34,7 @@ from video_assets.sql.assets import BUILD_SQL_MODELS
 
 Echo = Callable[[str], None]
 POLL_S = 0.5
+PROCESS_SENSOR_INTERVAL_S = 1
 STABLE_S = 1.0  # unchanged this long: worth hashing to find the key the sensor will register
 RUN_APPEARS_S = 30.0  # a registered video's run is created in the same sensor tick; allow for a busy daemon
 STUCK_GRACE_S = 3 * RUN_MONITOR_POLL_S + 30.0  # run monitoring fails a run past its max runtime within this
@@ -55,6 +56,9 @@ class FileReport:
 
 def process(settings: Settings, settle_timeout_s: float = 3600.0) -> int:
     """Returns the exit code: 0 if every video present at start succeeded, 1 otherwise, 2 if it could not run."""
+    # The daemon `process` starts ticks the sensor every second (the daemon's loop makes that every few
+    # seconds): files present at start are taken at its first tick once unchanged for two seconds.
+    settings = replace(settings, sensor_interval_s=min(settings.sensor_interval_s, PROCESS_SENSOR_INTERVAL_S))
     prepare_environment(settings)
     log_path = settings.logs_dir / f"process-{time.strftime('%Y%m%d-%H%M%S')}.log"
     with console_with_quiet_children(log_path) as console:
@@ -157,16 +161,17 @@ class _Progress:
         announced = -1
         while waiting:
             self.services.check()
+            runs = runs_by_partition(self.instance, waiting)  # one query for all, newest run first
             for key, report in list(waiting.items()):
-                run = latest_run(self.instance, key)
-                if run is None:
+                record = runs[key][0] if runs.get(key) else None
+                if record is None:
                     if time.monotonic() - started > RUN_APPEARS_S:
                         report.status, report.detail = "not run", "registered, but no run was launched"
                         del waiting[key]
-                elif run.status not in UNFINISHED:
+                elif (run := record.dagster_run).status not in UNFINISHED:
                     self._outcome(report, run)
                     del waiting[key]
-                elif self._stuck(run):
+                elif _stuck(record):
                     report.status = "stuck"
                     report.detail = (
                         f"run {run.run_id[:8]} is still {run.status.value} past its max runtime; stopped waiting "
@@ -177,14 +182,6 @@ class _Progress:
                 self.echo(f"{len(waiting)} video run(s) queued or in progress")
                 announced = len(waiting)
             time.sleep(POLL_S)
-
-    def _stuck(self, run: dg.DagsterRun) -> bool:
-        """In progress longer than its max runtime allows, and run monitoring has not ended it."""
-        limit = run.tags.get(MAX_RUNTIME_TAG)
-        record = self.instance.get_run_record_by_id(run.run_id)
-        if not limit or record is None or record.start_time is None:
-            return False
-        return time.time() - record.start_time > float(limit) + STUCK_GRACE_S
 
     def _outcome(self, report: FileReport, run: dg.DagsterRun) -> None:
         if run.status == dg.DagsterRunStatus.SUCCESS:
@@ -198,6 +195,14 @@ class _Progress:
         else:
             report.status = "failed"
             report.detail = f"run {run.run_id[:8]}: {failure_of(self.instance, run.run_id)[0]}"
+
+
+def _stuck(record: dg.RunRecord) -> bool:
+    """In progress longer than its max runtime allows, and run monitoring has not ended it."""
+    limit = record.dagster_run.tags.get(MAX_RUNTIME_TAG)
+    if not limit or record.start_time is None:
+        return False
+    return time.time() - record.start_time > float(limit) + STUCK_GRACE_S
 
 
 def _latest_prediction_metadata(instance: dg.DagsterInstance, video_key: str) -> dict:

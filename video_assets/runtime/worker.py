@@ -1,10 +1,11 @@
 """A run worker: the Celery app that `celery --app video_assets.runtime.worker worker` serves.
 
 Each worker process executes whole runs in-process (dagster-celery's `execute_job` task) and lives on
-between runs: what the configured backend needs (`inference`, for self-hosted workflows) is imported
-once per process, when it starts and before it takes a run, so a short clip costs its frames, not a
-fresh interpreter. Celery replaces a process after VIDEO_ASSETS_WORKER_MAX_RUNS runs (bounding leaks)
-and when it dies (a decoder that crashes kills only its own run).
+between runs: what the configured backend needs (`inference` and its Workflows engine, for self-hosted
+workflows) is imported once, by the worker's main process before it forks them, so a short clip costs
+its frames, not a fresh interpreter. Celery replaces a process after VIDEO_ASSETS_WORKER_MAX_RUNS runs
+(bounding leaks) and when it dies (a decoder that crashes kills only its own run); the replacement is
+forked with the imports done.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
-from celery.signals import task_prerun, worker_process_init
+from celery.signals import task_prerun, worker_init
 from dagster_celery.tasks import create_execute_job_task, create_resume_job_task
 
 from video_assets.backends.registry import backend_kind
@@ -28,9 +29,11 @@ execute_job = create_execute_job_task(app)
 resume_job = create_resume_job_task(app)
 
 
-@worker_process_init.connect
+@worker_init.connect
 def warm_up(**_: Any) -> None:
-    """Before the first run: load the code location and import what the configured backend runs with.
+    """Load the code location and import what the configured backend runs with, once, in the worker's main
+    process before it forks the processes that run videos (and, later, the replacements of recycled ones):
+    imports start no threads, so a fork carries them over whole.
 
     A failure is written where `video-assets process` looks, so it says why instead of waiting.
     """
