@@ -1,6 +1,7 @@
 """Data tests as asset checks: offending rows counted, blocking checks stop downstream models."""
 
 import dagster as dg
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -58,6 +59,23 @@ def test_a_failed_blocking_check_stops_downstream_models(tmp_path, build_sql) ->
     assert materialized == {"upstream"}  # downstream was blocked
     graph = defs.resolve_asset_graph()
     assert dg.AssetKey("upstream") in graph.get(dg.AssetKey("downstream")).parent_keys
+
+
+def test_a_model_that_fails_stops_only_the_models_reading_it(tmp_path, build_sql) -> None:
+    """All models build in one step: a broken one fails the run after the others are published."""
+    sql_dir = tmp_path / "sql"
+    sql_dir.mkdir()
+    (sql_dir / "broken.sql").write_text("select no_such_column from (select 1 as id)")
+    (sql_dir / "reads_broken.sql").write_text("select count(*) as n from {{ ref('broken') }}")
+    (sql_dir / "fine.sql").write_text("select 42 as answer")
+    settings = Settings(home=tmp_path / "home", sql_dir=sql_dir)
+    result = build_sql(build_definitions(settings))
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
+    assert "broken failed" in failure.message and "no_such_column" in failure.message
+    assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} == {"fine"}
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        assert conn.execute("select answer from fine").fetchall() == [(42,)]
 
 
 def test_the_backend_data_test_accepts_every_registered_kind_and_nothing_else(settings, defs, write_video, build_sql) -> None:

@@ -1,6 +1,7 @@
-"""One Dagster asset per SQL model: a DuckDB table swapped in atomically, its data tests as asset checks."""
+"""One Dagster asset per SQL model, all built by one step: DuckDB tables published atomically, data tests as checks."""
 
-from collections.abc import Callable, Mapping, Sequence
+import graphlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from video_assets.glossary import described
 from video_assets.predictions.store import PredictionStore
 from video_assets.sql import incremental
 from video_assets.sql.checks import SqlCheck
-from video_assets.sql.models import SOURCES, SqlModel, load_models, reads_models, render_sql
+from video_assets.sql.models import SOURCES, SqlModel, SqlModelError, load_models, reads_models, render_sql
 from video_assets.sql.warehouse import Warehouse
 
 SQL_GROUP = "sql"
@@ -22,6 +23,7 @@ METADATA = {
     "offending_rows": "(on a data test) rows that break it.",
 }
 BUILD_SQL_MODELS = "build_sql_models"
+SQL_MODELS_OP = "sql_models"  # the one step that builds every model
 
 
 def build_sql_models_job() -> Any:  # an unresolved asset job (its class is not public)
@@ -51,7 +53,8 @@ def build_sql_assets(
 ) -> list[dg.AssetsDefinition]:
     """`producers`: for each Parquet table, the assets that write it (a model reading it is downstream of them);
     `variables`: the lists data tests may name with {{ var('...') }}."""
-    return [_model_asset(model, producers) for model in load_models(sql_dir, variables)]
+    models = load_models(sql_dir, variables)
+    return [_sql_models_asset(models, producers)] if models else []
 
 
 class SqlModelConfig(dg.Config):
@@ -62,9 +65,9 @@ class SqlModelConfig(dg.Config):
     )
 
 
-def full_refresh_run_config(models: Sequence[str]) -> dg.RunConfig:
-    """Run config that fully refreshes these SQL models (e.g. every asset of the sql group)."""
-    return dg.RunConfig(ops={name: SqlModelConfig(full_refresh=True) for name in models})
+def full_refresh_run_config() -> dg.RunConfig:
+    """Run config that fully refreshes the SQL models a run builds."""
+    return dg.RunConfig(ops={SQL_MODELS_OP: SqlModelConfig(full_refresh=True)})
 
 
 def build_sql_automation_sensor() -> dg.AutomationConditionSensorDefinition:
@@ -77,21 +80,65 @@ def build_sql_automation_sensor() -> dg.AutomationConditionSensorDefinition:
     )
 
 
-def _model_asset(model: SqlModel, producers: Mapping[str, Sequence[dg.AssetKey]]) -> dg.AssetsDefinition:
-    upstream = {key: None for source in model.sources for key in producers.get(SOURCES[source], ())}
-    deps = [dg.AssetKey(ref) for ref in model.refs] + list(upstream)
-    check_specs = [
-        dg.AssetCheckSpec(check.name, asset=model.name, description=check.description, blocking=True)
-        for check in model.checks
-    ]
+def _sql_models_asset(models: list[SqlModel], producers: Mapping[str, Sequence[dg.AssetKey]]) -> dg.AssetsDefinition:
+    """Every model in one step, as dbt builds a project: one warehouse connection and one publish per build,
+    not one per model, and a model whose blocking data test fails stops the models downstream of it."""
+    ordered = in_dependency_order(models)
 
-    @dg.asset(
-        name=model.name,
+    @dg.multi_asset(
+        name=SQL_MODELS_OP,
+        specs=[_model_spec(model, producers) for model in ordered],
+        check_specs=[
+            dg.AssetCheckSpec(check.name, asset=model.name, description=check.description, blocking=True)
+            for model in ordered
+            for check in model.checks
+        ],
+        can_subset=True,
+        pool=DUCKDB_POOL,
+    )
+    def _build(
+        context: dg.AssetExecutionContext, config: SqlModelConfig, warehouse: Warehouse, store: PredictionStore
+    ) -> Iterator[dg.MaterializeResult]:
+        selected = {key.to_user_string() for key in context.selected_asset_keys}
+        stopped: dict[str, str] = {}  # model -> why it and the models reading it are not built
+        with warehouse.build(store) as conn:
+            _refresh_source_views(conn, store)
+            for model in (m for m in ordered if m.name in selected):
+                upstream = next((stopped[ref] for ref in model.refs if ref in stopped), None)
+                if upstream is not None:
+                    stopped[model.name] = upstream
+                    context.log.warning(f"Not building {model.name}: {upstream}.")
+                    continue
+                try:
+                    metadata, results = build_model(conn, model, store, config.full_refresh, context.run_id)
+                except _sql_errors() as exc:
+                    stopped[model.name] = f"{model.name} failed ({type(exc).__name__}: {exc})"
+                    context.log.error(f"{stopped[model.name]}; models reading it are not built.")
+                    continue
+                if not all(r.passed for r in results):
+                    stopped[model.name] = f"a blocking data test of {model.name} failed"
+                metadata.update(table_metadata(conn, model.name, model.materialized, model.columns))
+                checks = {key.name for key in context.selected_asset_check_keys if key.asset_key.path == [model.name]}
+                yield dg.MaterializeResult(
+                    asset_key=model.name,
+                    metadata=metadata,
+                    check_results=[r for r in results if r.check_name in checks],
+                )
+        failed = [why for name, why in stopped.items() if why.startswith(f"{name} failed")]
+        if failed:  # after publishing what was built
+            raise dg.Failure(description="; ".join(failed), allow_retries=False)
+
+    return _build
+
+
+def _model_spec(model: SqlModel, producers: Mapping[str, Sequence[dg.AssetKey]]) -> dg.AssetSpec:
+    upstream = {key: None for source in model.sources for key in producers.get(SOURCES[source], ())}
+    return dg.AssetSpec(
+        model.name,
         group_name=SQL_GROUP,
         kinds={"duckdb", "sql"},
-        pool=DUCKDB_POOL,
-        deps=deps,
-        check_specs=check_specs,
+        deps=[dg.AssetKey(ref) for ref in model.refs] + list(upstream),
+        skippable=True,  # not built when a model it reads failed or failed a blocking data test
         automation_condition=REBUILD_ON_NEW_DATA,
         description=described(model.description, METADATA),
         metadata={
@@ -102,16 +149,22 @@ def _model_asset(model: SqlModel, producers: Mapping[str, Sequence[dg.AssetKey]]
             ),
         },
     )
-    def _build(
-        context: dg.AssetExecutionContext, config: SqlModelConfig, warehouse: Warehouse, store: PredictionStore
-    ) -> dg.MaterializeResult:
-        with warehouse.build(store) as conn:
-            _refresh_source_views(conn, store)
-            metadata, results = build_model(conn, model, store, config.full_refresh, snapshot_key=context.run_id)
-            metadata.update(table_metadata(conn, model.name, model.materialized, model.columns))
-        return dg.MaterializeResult(metadata=metadata, check_results=results)
 
-    return _build
+
+def in_dependency_order(models: Sequence[SqlModel]) -> list[SqlModel]:
+    """Each model after the models it reads (a view is created over views that exist)."""
+    by_name = {m.name: m for m in models}
+    sorter = graphlib.TopologicalSorter({m.name: set(m.refs) for m in models})
+    try:
+        return [by_name[name] for name in sorter.static_order()]
+    except graphlib.CycleError as exc:
+        raise SqlModelError(f"SQL models read each other in a cycle: {' -> '.join(exc.args[1])}") from exc
+
+
+def _sql_errors() -> tuple[type[BaseException], ...]:
+    import duckdb
+
+    return (duckdb.Error,)
 
 
 def build_model(
@@ -123,7 +176,7 @@ def build_model(
     attempts: int = 3,
 ) -> tuple[dict, list[dg.AssetCheckResult]]:
     """Build the model in the warehouse `conn` and run its data tests, in one transaction: (metadata,
-    check results). Builds with the same `snapshot_key` (one run's) share one look at the Parquet.
+    check results). Builds with the same `snapshot_key` (one build's) share one look at the Parquet.
     A video deleted while the build read it fails the read: look again."""
     import duckdb
 

@@ -24,14 +24,13 @@ def rebuild_all(settings: Settings, out: TextIO = sys.stdout) -> int:
     prepare_environment(settings)
     defs = build_definitions(settings)
     selection = dg.AssetSelection.groups(SQL_GROUP)
-    names = [key.to_user_string() for key in selection.resolve(defs.resolve_asset_graph())]
     with dg.DagsterInstance.get() as instance:
         result = dg.materialize(
             [asset for asset in defs.assets or [] if isinstance(asset, dg.AssetsDefinition)],
             selection=selection,
             instance=instance,
             resources=defs.resources,
-            run_config=full_refresh_run_config(names),
+            run_config=full_refresh_run_config(),
             raise_on_error=False,
         )
     built = sorted(e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events())
