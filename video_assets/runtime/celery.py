@@ -47,7 +47,7 @@ def launcher_config(settings: Settings) -> dict[str, Any]:
             # Dagster's run queue already bounds the runs in flight, and each process still runs one at a time.
             "worker_prefetch_multiplier": 4,
             "worker_max_tasks_per_child": settings.worker_max_runs,  # then it is replaced (bounds leaks)
-            "worker_proc_alive_timeout": 120,  # a new worker process imports `inference` before it reports
+            "worker_proc_alive_timeout": 120,  # generous: a new process on a busy machine may be slow to report
             "worker_hijack_root_logger": False,
             "result_expires": 7 * 24 * 3600,
         },
