@@ -8,7 +8,6 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import supervision as sv
 
@@ -73,7 +72,7 @@ def worker(tmp_path) -> CameraWorker:
 def committed(worker: CameraWorker, table: str) -> list[dict]:
     worker.recorder.commit_due(force=True)
     store, hour = worker.store, T.replace(minute=0, second=0)
-    return [row for seg in store.segments("gate", hour) for row in pq.read_table(seg / f"{table}.parquet").to_pylist()]
+    return [row for seg in store.segments("gate", hour) for row in store.segment_table(seg, table).to_pylist()]
 
 
 def test_drops_gaps_and_reconnects_are_accounted_exactly(worker) -> None:
