@@ -163,10 +163,11 @@ class CameraStore(dg.ConfigurableResource):
         ]
 
     def latest_segment_row(self, camera: str) -> dict[str, Any] | None:
+        """The camera_segments row of the camera's last committed segment (one read, not a whole hour's)."""
         for start in reversed(self.windows(camera)):
-            rows = self.segment_rows(camera, start)
-            if rows:
-                return rows[-1]
+            segments = self.segments(camera, start)
+            if segments:
+                return self.segment_table(segments[-1], "camera_segments").to_pylist()[-1]
         return None
 
     def publish_segment(self, local: Path, camera: str, start: datetime) -> str:
