@@ -231,7 +231,8 @@ class Settings:
 
     @property
     def streams_dir(self) -> Path:
-        """Camera segments (staged Parquet), worker status and locks, one folder per camera."""
+        """This machine's camera folders (locks, segments waiting to be published); on one machine also the
+        camera store of segments and status files (on many it is `streams/` in the object store)."""
         return self.home / "streams"
 
     @property

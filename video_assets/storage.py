@@ -236,6 +236,10 @@ class Store(ABC):
         """Names directly under `key` (files and folders), sorted; none if it does not exist."""
 
     @abstractmethod
+    def files(self, key: str = "") -> dict[str, int]:
+        """Every file below `key` (its key relative to `key`) and its size, in one listing."""
+
+    @abstractmethod
     def read_bytes(self, key: str) -> bytes:
         """The object's bytes (FileNotFoundError if there is none)."""
 
@@ -265,7 +269,8 @@ class Store(ABC):
 
     @abstractmethod
     def publish_folder(self, local: Path, key: str, last: str) -> None:
-        """Publish a finished local folder whole, its file `last` last (the local folder is consumed)."""
+        """Publish a finished local folder whole, its file `last` last. The local folder is consumed once
+        published; if publishing fails it stays as it was, to be published again."""
 
     def write_folder(self, key: str, files: Mapping[str, bytes], stale_after_s: float) -> None:
         """Publish small files (name -> bytes) as a new folder, whole: the last one given appears last."""
@@ -324,6 +329,18 @@ class LocalStore(Store):
         folder = self.path(key)
         return sorted(entry.name for entry in os.scandir(folder)) if folder.is_dir() else []
 
+    def files(self, key: str = "") -> dict[str, int]:
+        top = self.path(key)
+        found = {}
+        for folder, _, names in os.walk(top):
+            for name in names:
+                path = Path(folder) / name
+                try:
+                    found[path.relative_to(top).as_posix()] = path.stat().st_size
+                except FileNotFoundError:  # removed while listed
+                    pass
+        return found
+
     def read_bytes(self, key: str) -> bytes:
         return self.path(key).read_bytes()
 
@@ -364,6 +381,10 @@ class LocalStore(Store):
     def remove_other_versions(self, folder: str, prefix: str, keep: str) -> None:
         remove_other_versions(self.path(folder), prefix, keep=self.path(f"{folder}/{keep}"))
 
+    def write_json(self, key: str, data: Mapping[str, Any]) -> None:
+        """Written beside its final name and renamed: no copy through a spool file (status files, each second)."""
+        write_json(self.path(key), data)
+
 
 class ObjectStore(Store):
     """A prefix of an S3-compatible bucket (`s3://bucket/prefix`); credentials from the standard AWS variables."""
@@ -391,6 +412,15 @@ class ObjectStore(Store):
         except FileNotFoundError:
             return []
         return sorted(str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries)
+
+    def files(self, key: str = "") -> dict[str, int]:
+        top = self._path(key)
+        listing = self.fs.find(top, detail=True)  # one paginated listing of every key under the prefix
+        return {
+            path.removeprefix(top).lstrip("/"): int(info["size"])
+            for path, info in listing.items()
+            if info["type"] == "file"
+        }
 
     def read_bytes(self, key: str) -> bytes:
         return bytes(self.fs.cat_file(self._path(key)))
@@ -439,8 +469,8 @@ class ObjectStore(Store):
     def publish_folder(self, local: Path, key: str, last: str) -> None:
         files = sorted(p for p in local.rglob("*") if p.is_file())
         for file in sorted(files, key=lambda p: p.name == last):  # `last` after every other file
-            self.put_file(file, f"{key}/{file.relative_to(local).as_posix()}")
-        shutil.rmtree(local, ignore_errors=True)
+            self.copy_in(file, f"{key}/{file.relative_to(local).as_posix()}")
+        shutil.rmtree(local, ignore_errors=True)  # only once every file is in the store
 
 
 class _UploadStaging(Staging):

@@ -28,6 +28,29 @@ PASSWORD_ENV = "VIDEO_ASSETS_TEST_PG_PASSWORD"
 CLI = str(Path(sys.executable).with_name("video-assets"))
 
 
+RECORD_SEGMENT = """
+import sys
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from video_assets.backends.base import BackendIdentity
+from video_assets.settings import Settings
+from video_assets.streams.segments import SegmentRecorder
+from video_assets.streams.store import CameraStore, window_start
+
+camera, frames = sys.argv[1], int(sys.argv[2])
+store = CameraStore.from_settings(Settings.from_env())
+recorder = SegmentRecorder(store, camera, BackendIdentity("self_hosted", "inline:test"), 60)
+hour = window_start(datetime.now(UTC))
+for i in range(frames):
+    picture = np.zeros((48, 64, 3), np.uint8)
+    recorder.add_frame(hour + timedelta(seconds=i), (), {}, size=(64, 48), source_fps=5.0, image=picture)
+recorder.commit_due(force=True)
+assert recorder.publish_error is None, recorder.publish_error
+"""
+
+
 @dataclass
 class ManyMachines:
     settings: Settings
@@ -49,6 +72,14 @@ class ManyMachines:
         command = machine_command(hostname, self.hidden, [CLI, "worker", *args])
         self.machines[hostname] = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return self.machines[hostname]
+
+    def record_camera(self, hostname: str, camera: str, frames: int) -> None:
+        """A camera host (another "machine") commits one segment of `frames` frames of the current hour."""
+        from servers.cluster_services import machine_command
+
+        env = {**os.environ, "VIDEO_ASSETS_HOME": str(self.folder / f"{hostname}-home")}
+        command = machine_command(hostname, self.hidden, [sys.executable, "-c", RECORD_SEGMENT, camera, str(frames)])
+        subprocess.run(command, env=env, check=True, timeout=120)
 
     def kill_machine(self, hostname: str) -> None:
         """Every process of that machine at once, as if it lost power."""

@@ -44,6 +44,8 @@ def test_runs_spread_over_two_worker_machines_by_queue_with_no_shared_disk(many_
     assert "postgres_db" in yaml_text and cluster.settings.cluster.postgres.password_env in yaml_text
     cluster.start_worker("worker-cpu", "--concurrency", "1")
     cluster.start_worker("worker-gpu", "--queue", "gpu", "--concurrency", "1")
+    settings.camera_config_path.write_text('[cameras.gate]\nurl = "rtsp://127.0.0.1:9/gate"\n')
+    cluster.record_camera("camera-host", "gate", frames=5)  # its segment goes to the store, not to a shared folder
     faces = settings.extra_drop_folders[0].path
     keys = {
         "inbox/two_walkers.mp4": cluster.drop(samples_dir / "two_walkers.mp4", settings.inbox, "two_walkers.mp4"),
@@ -61,7 +63,14 @@ def test_runs_spread_over_two_worker_machines_by_queue_with_no_shared_disk(many_
     }
     # the SQL models, built by automation on a worker (one model a run), are published to the store,
     # and the control plane answers from them
-    cluster.wait_for(lambda: sql("select count(*) from video_summary") == ["3"], "video_summary of 3 videos")
+    cluster.wait_for(
+        lambda: sql("select count(*) from video_summary where source <> 'gate'") == ["3"], "video_summary of 3 videos"
+    )
+    # the camera hour: listed by the control plane's camera sensor, published by a worker, answered by SQL
+    cluster.wait_for(
+        lambda: sql("select frames_processed from camera_health where camera = 'gate'") == ["5"], "the camera's hour"
+    )
+    assert cluster.store.glob(f"{cluster.prefix}/streams/gate/*/*/camera_segments.parquet")
     # every byte in the object store: the videos (uploaded once by the control plane), their Parquet,
     # compute logs; no Parquet on the control plane's disk
     for key in keys.values():

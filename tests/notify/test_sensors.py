@@ -9,7 +9,7 @@ import dagster as dg
 from video_assets.definitions import build_definitions
 from video_assets.notify.sensors import HEALTH_SENSOR, RUN_FAILURE_SENSOR, RUN_SUCCESS_SENSOR
 from video_assets.settings import API_KEY_ENV, BackendSettings, DiskGuard, NotifySettings, Settings
-from video_assets.streams.status import write_status
+from video_assets.streams.store import CameraStore
 
 
 def test_no_webhook_no_notification_sensors(settings, notifying) -> None:
@@ -90,10 +90,10 @@ def test_a_camera_down_for_longer_than_the_setting_and_back_is_notified_once_eac
     notifying, instance, worker_status, receiver
 ) -> None:
     notifying.camera_config_path.write_text('[cameras.lobby]\nurl = "rtsp://cam/s"\n[cameras.dock]\nurl = "rtsp://cam/d"\n')
-    status_file = notifying.streams_dir / "lobby" / "status.json"
+    cameras = CameraStore.from_settings(notifying)
     now = datetime.now(UTC)
     silent = (now - timedelta(seconds=45)).isoformat()  # the setting: 30 s
-    write_status(status_file, worker_status(state="reconnecting", detail="", last_frame_ts=silent, last_error="timed out"))
+    cameras.write_status("lobby", worker_status(state="reconnecting", detail="", last_frame_ts=silent, last_error="timed out"))
     defs = build_definitions(notifying)
     cursor, _ = health_tick(defs, instance, None)
     cursor, message = health_tick(defs, instance, cursor)  # still down: not again
@@ -102,7 +102,7 @@ def test_a_camera_down_for_longer_than_the_setting_and_back_is_notified_once_eac
     assert down.signature_ok and down.body["title"].startswith("Camera lobby is down: no frame for 4")
     assert down.body["details"]["last_error"] == "timed out" and "dock" not in json.dumps(down.body)  # never started: not watched
 
-    write_status(status_file, worker_status(state="streaming", last_frame_ts=datetime.now(UTC).isoformat()))
+    cameras.write_status("lobby", worker_status(state="streaming", last_frame_ts=datetime.now(UTC).isoformat()))
     health_tick(defs, instance, cursor)
     assert receiver.events() == [("camera", "down"), ("camera", "up")]
     assert receiver.received[1].body["title"].startswith("Camera lobby is back after")

@@ -14,7 +14,7 @@ from video_assets.backends.base import BackendIdentity
 from video_assets.settings import Settings
 from video_assets.storage import LocalStore
 from video_assets.streams.segments import SegmentRecorder
-from video_assets.streams.store import CameraStore
+from video_assets.streams.store import CameraStore, window_name
 from video_assets.streams.window import publish_window
 
 IDENTITY = BackendIdentity("self_hosted", "inline:test")
@@ -37,7 +37,7 @@ def record_hour(settings: Settings, cameras: CameraStore) -> Callable[..., Path]
             recorder.commit_due(force=True)
         if publish:
             publish_window(cameras, LocalStore(settings.predictions_dir), camera, start, None)
-        return cameras.window_dir(camera, start)
+        return cameras.camera_dir(camera) / window_name(start)
 
     return record
 

@@ -57,7 +57,7 @@ class Recording:
         """Every committed segment's rows of one table, in commit order."""
         store = self.store
         segments = [s for hour in store.windows(self.camera) for s in store.segments(self.camera, hour)]
-        return [row for s in segments for row in ds.dataset(s / f"{name}.parquet").to_table().to_pylist()]
+        return [row for s in segments for row in store.segment_table(s, name).to_pylist()]
 
 
 def record_through_an_outage(

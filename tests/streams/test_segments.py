@@ -8,7 +8,7 @@ import pytest
 
 from video_assets.backends.base import BackendIdentity, Detection
 from video_assets.predictions.schema import CAMERA_TABLES, TABLES
-from video_assets.streams.segments import Gap, SegmentRecorder
+from video_assets.streams.segments import CommittedSegment, Gap, SegmentRecorder
 from video_assets.streams.store import CameraStore
 
 IDENTITY = BackendIdentity("self_hosted", "inline:test")
@@ -37,6 +37,12 @@ def read(segment: Path, table: str) -> list[dict]:
     return pq.read_table(segment / f"{table}.parquet").to_pylist()
 
 
+def published(store: CameraStore, committed: CommittedSegment) -> Path:
+    """Where a committed segment is in the (local) camera store."""
+    [path] = Path(store.root).glob(f"lobby/*/{committed.name}")
+    return path
+
+
 def test_a_segment_holds_final_rows_in_the_prediction_schema(store) -> None:
     clock = Clock()
     rec = recorder(store, clock)
@@ -54,20 +60,21 @@ def test_a_segment_holds_final_rows_in_the_prediction_schema(store) -> None:
     [committed] = rec.commit_due()
     assert (committed.frames, committed.dropped, committed.gaps) == (5, 10, 0)
     hour = datetime(2026, 11, 26, 18, tzinfo=timezone.utc)
-    assert store.segments("lobby", hour) == [committed.path]
+    assert store.segments("lobby", hour) == [f"lobby/2026-11-26T18/{committed.name}"]
+    segment = published(store, committed)
     for table in ("detections", "frames"):
-        assert pq.read_schema(committed.path / f"{table}.parquet").equals(TABLES[table])
-    frames = read(committed.path, "frames")
+        assert pq.read_schema(segment / f"{table}.parquet").equals(TABLES[table])
+    frames = read(segment, "frames")
     assert [f["frame_idx"] for f in frames] == [0, 1, 2, 3, 4]
     assert [f["frame_ts"] for f in frames] == [T0 + timedelta(seconds=i * 0.5) for i in range(5)]
     assert frames[1]["time_offset_s"] == pytest.approx(59 * 60 + 50.5)
     assert {f["video_id"] for f in frames} == {"lobby@2026-11-26T18"} and frames[0]["source"] == "lobby"
     assert [f["detection_count"] for f in frames] == [0, 1, 0, 1, 0] and frames[4]["outputs"] == '{"count_in": 4}'
-    assert [(d["frame_idx"], d["tracker_id"], d["x"]) for d in read(committed.path, "detections")] == [
+    assert [(d["frame_idx"], d["tracker_id"], d["x"]) for d in read(segment, "detections")] == [
         (1, 3, 10.0),
         (3, 3, 10.0),
     ]
-    [row] = read(committed.path, "camera_segments")
+    [row] = read(segment, "camera_segments")
     assert (row["frame_idx_start"], row["frames_processed"], row["frames_dropped"]) == (0, 5, 10)
     assert (row["first_frame_ts"], row["last_frame_ts"]) == (T0, T0 + timedelta(seconds=2))
     assert (row["width"], row["height"], row["source_fps"], row["workflow_version"]) == (640, 360, 15.0, "inline:test")
@@ -83,7 +90,7 @@ def test_a_new_hour_seals_the_last_one_and_numbering_restarts(store) -> None:
     assert [c.frames for c in committed] == [3]
     clock.now = 60.0
     [later] = rec.commit_due()
-    frames = read(later.path, "frames")
+    frames = read(published(store, later), "frames")
     assert [(f["video_id"], f["frame_idx"]) for f in frames] == [("lobby@2026-11-26T19", 0), ("lobby@2026-11-26T19", 1)]
     assert frames[0]["time_offset_s"] == pytest.approx(0.5)
 
@@ -102,7 +109,8 @@ def test_numbering_continues_across_segments_and_worker_restarts(store) -> None:
     restarted.commit_due(force=True)
     hour = datetime(2026, 11, 26, 18, tzinfo=timezone.utc)
     segments = store.segments("lobby", hour)
-    assert [[f["frame_idx"] for f in read(s, "frames")] for s in segments] == [[0, 1, 2], [3], [4]]
+    frame_idx = [[f["frame_idx"] for f in store.segment_table(s, "frames").to_pylist()] for s in segments]
+    assert frame_idx == [[0, 1, 2], [3], [4]]
     assert store.latest_segment_row("lobby")["last_frame_ts"] == T0 + timedelta(seconds=4)
 
 
@@ -112,8 +120,8 @@ def test_gaps_land_in_the_hour_they_ended(store) -> None:
     rec.add_gap(Gap(T0, T0 + timedelta(seconds=20), "reconnect", 7))
     committed = rec.commit_due(force=True)
     assert [(c.frames, c.gaps) for c in committed] == [(1, 0), (0, 1)]
-    [gap] = read(committed[1].path, "camera_gaps")
-    assert pq.read_schema(committed[1].path / "camera_gaps.parquet").equals(CAMERA_TABLES["camera_gaps"])
+    [gap] = read(published(store, committed[1]), "camera_gaps")
+    assert pq.read_schema(published(store, committed[1]) / "camera_gaps.parquet").equals(CAMERA_TABLES["camera_gaps"])
     assert (gap["video_id"], gap["gap_start"], gap["duration_s"], gap["cause"], gap["reconnect_attempts"]) == (
         "lobby@2026-11-26T19",
         T0,
@@ -127,12 +135,15 @@ def test_nothing_recorded_commits_nothing_and_half_written_segments_stay_hidden(
     rec = recorder(store, Clock())
     assert rec.commit_due(force=True) == []
     hour = datetime(2026, 11, 26, 18, tzinfo=timezone.utc)
-    abandoned = store.window_dir("lobby", hour) / ".20261126T185000000000Z-dead00.tmp"
+    abandoned = store.outbox_dir("lobby") / "2026-11-26T18" / ".20261126T185000000000Z-dead00.tmp"
     abandoned.mkdir(parents=True)
     (abandoned / "frames.parquet").write_bytes(b"PAR1 half")
+    unfinished = store.camera_dir("lobby") / "2026-11-26T18" / "20261126T185500000000Z-dead01"  # no marker
+    unfinished.mkdir(parents=True)
+    (unfinished / "frames.parquet").write_bytes(b"PAR1 whole")
     assert store.segments("lobby", hour) == []
     rec.add_frame(T0, (), {})
     [committed] = rec.commit_due(force=True)
-    assert store.segments("lobby", hour) == [committed.path]
+    assert store.segments("lobby", hour) == [f"lobby/2026-11-26T18/{committed.name}"]
     assert abandoned.exists()  # too recent to be reclaimed: a worker might still be writing it
 

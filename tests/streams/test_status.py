@@ -3,7 +3,8 @@
 import json
 from datetime import datetime, timedelta, timezone
 
-from video_assets.streams.status import read_status, worker_health, write_status
+from video_assets.streams.status import worker_health
+from video_assets.streams.store import CameraStore
 
 
 def test_worker_health_reads_the_status_file_and_spots_a_dead_worker(worker_status) -> None:
@@ -30,13 +31,14 @@ def test_worker_health_reads_the_status_file_and_spots_a_dead_worker(worker_stat
 
 
 def test_the_file_round_trips_and_an_unknown_format_reads_as_no_status(tmp_path, worker_status) -> None:
+    store = CameraStore(root=str(tmp_path), config_file=str(tmp_path / "cameras.toml"))
     path = tmp_path / "lobby" / "status.json"
-    assert read_status(path) is None  # never written: the worker never started
+    assert store.read_status("lobby") is None  # never written: the worker never started
     status = worker_status(last_error="SourceConnectionError: timed out", reconnects=2)
-    write_status(path, status)
-    assert read_status(path) == status
+    store.write_status("lobby", status)
+    assert store.read_status("lobby") == status
     assert [p.name for p in path.parent.iterdir()] == ["status.json"]  # no temporary file left beside it
     path.write_text(json.dumps({"state": "streaming"}))  # written by another version, fields missing
-    assert read_status(path) is None
+    assert store.read_status("lobby") is None
     path.write_text("{half")
-    assert read_status(path) is None
+    assert store.read_status("lobby") is None

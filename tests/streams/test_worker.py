@@ -8,7 +8,6 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import supervision as sv
 
@@ -73,7 +72,7 @@ def worker(tmp_path) -> CameraWorker:
 def committed(worker: CameraWorker, table: str) -> list[dict]:
     worker.recorder.commit_due(force=True)
     store, hour = worker.store, T.replace(minute=0, second=0)
-    return [row for seg in store.segments("gate", hour) for row in pq.read_table(seg / f"{table}.parquet").to_pylist()]
+    return [row for seg in store.segments("gate", hour) for row in store.segment_table(seg, table).to_pylist()]
 
 
 def test_drops_gaps_and_reconnects_are_accounted_exactly(worker) -> None:
@@ -119,3 +118,15 @@ def test_a_short_silence_is_not_a_gap_and_a_long_one_without_reconnect_is_a_stal
         feed.predict(i)
     gaps = [(g["duration_s"], g["cause"]) for g in committed(worker, "camera_gaps")]
     assert gaps == [((T - T_PREVIOUS).total_seconds(), "worker_restart"), (pytest.approx(5.2), "stall")]
+
+
+def test_the_status_is_rewritten_at_once_when_the_state_changes_and_else_at_most_every_status_every_s(worker) -> None:
+    worker._write_status()
+    first = worker.store.read_status("gate")
+    assert first is not None and worker.store.status_every_s == 1.0  # on one machine; 5 s in an object store
+    worker.health.add_received()
+    worker._write_status()  # the same state, within the interval: the file is not rewritten
+    assert worker.store.read_status("gate") == first
+    worker.health.set_state("reconnecting")
+    worker._write_status()
+    assert worker.store.read_status("gate").state == "reconnecting"

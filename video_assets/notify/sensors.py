@@ -66,7 +66,7 @@ def build_notify_sensors(settings: Settings) -> list[dg.SensorDefinition]:
 
 
 def build_health_sensor(settings: Settings, options: NotifySettings) -> dg.SensorDefinition:
-    cameras = CameraStore(root=str(settings.streams_dir), config_file=str(settings.camera_config_path))
+    cameras = CameraStore.from_settings(settings)
     watched: tuple[Path, ...] = (settings.predictions_dir, settings.dagster_home, settings.streams_dir)
 
     @dg.sensor(

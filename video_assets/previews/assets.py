@@ -131,7 +131,7 @@ def build_camera_preview(start: date) -> dg.AssetsDefinition:
         geometry, note = geometry_for(tables.workflow_version, *_camera_workflow(cameras, name, context.log))
         result = build_preview(
             tables,
-            CameraThumbnails(cameras.segments(name, hour)),
+            CameraThumbnails(cameras.data(), cameras.segments(name, hour)),
             geometry,
             predictions,
             previews.previews(),

@@ -12,6 +12,7 @@ from video_assets.previews.build import evenly_spread
 from video_assets.previews.frames import read_frames
 from video_assets.previews.render import snapshot
 from video_assets.previews.tracks import Track
+from video_assets.storage import Store
 from video_assets.streams.segments import SNAPSHOTS, THUMBNAILS
 
 
@@ -39,15 +40,22 @@ class VideoFileFrames:
 
 
 class CameraThumbnails:
-    """A camera hour's pictures, as its worker kept them in the committed segments (streams/segments.py)."""
+    """A camera hour's pictures, as its worker kept them in the committed segments (streams/segments.py),
+    read from the camera store."""
 
-    def __init__(self, segments: Sequence[Path]):
-        self.thumbnails = {int(p.stem): p for seg in segments for p in (seg / THUMBNAILS).glob("*.jpg")}
-        self.crops: dict[int, dict[int, Path]] = defaultdict(dict)  # tracker -> frame -> crop
+    def __init__(self, store: Store, segments: Sequence[str]):
+        self.store = store
+        self.thumbnails: dict[int, str] = {}  # frame -> key
+        self.crops: dict[int, dict[int, str]] = defaultdict(dict)  # tracker -> frame -> key
         for seg in segments:
-            for path in (seg / SNAPSHOTS).glob("*.jpg"):
-                tracker, _, frame = path.stem.partition("-")
-                self.crops[int(tracker)][int(frame)] = path
+            for path in self.store.files(seg):
+                folder, _, name = path.rpartition("/")
+                stem = name.removesuffix(".jpg")
+                if folder == THUMBNAILS:
+                    self.thumbnails[int(stem)] = f"{seg}/{path}"
+                elif folder == SNAPSHOTS:
+                    tracker, _, frame = stem.partition("-")
+                    self.crops[int(tracker)][int(frame)] = f"{seg}/{path}"
 
     def sheet_frames(self, processed: Sequence[int]) -> list[int]:
         return evenly_spread(list(self.thumbnails))
@@ -55,12 +63,16 @@ class CameraThumbnails:
     def collect(self, sheet: Sequence[int], tracks: Sequence[Track]) -> tuple[dict[int, np.ndarray], dict[int, bytes]]:
         import cv2
 
-        pictures = {n: picture for n in sheet if (picture := cv2.imread(str(self.thumbnails[n]))) is not None}
+        pictures = {}
+        for n in sheet:
+            picture = cv2.imdecode(np.frombuffer(self.store.read_bytes(self.thumbnails[n]), np.uint8), cv2.IMREAD_COLOR)
+            if picture is not None:
+                pictures[n] = picture
         snapshots = {}
         for track in tracks:
             crops = self.crops.get(track.tracker_id, {})
             # the crop of the track's best sighting of the hour, else its best one in some segment
             chosen = crops.get(track.best_row["frame_idx"]) or (crops[max(crops)] if crops else None)
             if chosen is not None:
-                snapshots[track.tracker_id] = chosen.read_bytes()
+                snapshots[track.tracker_id] = self.store.read_bytes(chosen)
         return pictures, snapshots

@@ -14,6 +14,7 @@ from datetime import datetime
 import dagster as dg
 
 from video_assets.ingest.library import VideoLibrary
+from video_assets.predictions.store import PredictionStore
 from video_assets.retention.logs import expired_log_candidates, rotate_actions
 from video_assets.retention.policy import DAY_S, Action, choose, markdown
 from video_assets.retention.predictions import prediction_actions
@@ -76,10 +77,13 @@ def plan_retention(settings: Settings, instance: dg.DagsterInstance, now: dateti
     """What the settings remove now, kind by kind; nothing is touched."""
     retention, home = settings.retention, settings.home
     plan = Plan(now, [])
-    cameras = CameraStore(root=str(settings.streams_dir), config_file=str(settings.camera_config_path))
+    cameras = CameraStore.from_settings(settings)
     library = VideoLibrary.from_settings(settings)
     finders: list[tuple[Keep, Callable[[], list[Action]]]] = [
-        (retention.segments, lambda: segment_actions(cameras, settings.predictions_dir, home, now)),
+        (
+            retention.segments,
+            lambda: segment_actions(cameras, PredictionStore.from_settings(settings).data(), home, now),
+        ),
         (retention.logs, lambda: expired_log_candidates(settings.logs_dir, home, now)),
         (retention.sources, lambda: source_actions(library, instance, home, now)),
         (retention.predictions, lambda: prediction_actions(settings.predictions_dir, home)),

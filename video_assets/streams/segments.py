@@ -8,6 +8,11 @@ the concatenation of its segments.
 
 A segment never spans two windows: a frame of a new hour seals the previous hour's segment.
 
+A segment is written whole into this machine's outbox (`streams/<camera>/outbox/<hour>/<segment>/`,
+renamed into place), then published to the camera store (streams/store.py), its camera_segments file
+last. If the store cannot take it (an object store that is down), it waits in the outbox, where frames
+are numbered from too, and is published at the next commit, by this worker or the next one.
+
 A camera's frames cannot be decoded again later, so a segment also keeps what the hour's preview needs
 (previews/sources.py): a JPEG thumbnail of a processed frame every THUMBNAIL_EVERY_S seconds
 (`thumbnails/<frame_idx>.jpg`, ~30 KB each, 120 an hour) and, for each object, a crop of it at its best
@@ -34,10 +39,18 @@ from video_assets.predictions.schema import CAMERA_TABLES, TABLES
 from video_assets.previews.render import crop_with_margin, snapshot_jpeg, thumbnail_jpeg
 from video_assets.previews.tracks import best_key
 from video_assets.storage import frame_rows, new_token, publish_folder, sweep_stale_temps, temp_path
-from video_assets.streams.store import CameraStore, camera_video_id, window_start
+from video_assets.streams.store import (
+    SEGMENT_MARKER,
+    CameraStore,
+    camera_video_id,
+    parse_window,
+    window_name,
+    window_start,
+)
 
 SCHEMAS = {**TABLES, **CAMERA_TABLES}
 STALE_TEMP_S = 3600.0  # a segment folder still hidden after an hour was left by a killed worker
+OUTBOX_HOURS_KEPT = 2  # an empty outbox folder of an hour older than this is removed
 THUMBNAIL_EVERY_S = 30.0
 THUMBNAILS = "thumbnails"
 SNAPSHOTS = "snapshots"
@@ -86,7 +99,7 @@ class _OpenSegment:
 
 @dataclass(frozen=True)
 class CommittedSegment:
-    path: Path
+    name: str
     frames: int
     dropped: int
     gaps: int
@@ -118,6 +131,7 @@ class SegmentRecorder:
         self._next_idx: dict[datetime, int] = {}
         self._uncommitted: list[_OpenSegment] = []  # closed, waiting to be written (retried if writing fails)
         self._last_thumbnail: datetime | None = None
+        self.publish_error: str | None = None  # why the last publishing failed; None once it succeeds
 
     def add_frame(
         self,
@@ -188,9 +202,11 @@ class SegmentRecorder:
             self._segment_for(gap.end.astimezone(UTC)).gaps.append(gap)
 
     def commit_due(self, force: bool = False) -> list[CommittedSegment]:
-        """Commit every segment older than `segment_s` or sealed (every one, if `force`). Main thread only.
+        """Commit every segment older than `segment_s` or sealed (every one, if `force`), then publish what
+        waits in the outbox. Main thread only.
 
-        A segment that fails to be written (a full disk) stays queued and is tried again next time.
+        A segment that fails to be written (a full disk) stays queued and is tried again next time (OSError);
+        one the store does not take stays in the outbox and is published next time (see `publish_error`).
         """
         now = self._monotonic()
         with self._lock:
@@ -204,13 +220,62 @@ class SegmentRecorder:
             if not segment.empty:
                 committed.append(self._commit(segment))
             self._uncommitted.pop(0)
+        self.publish_waiting()
         return committed
+
+    def publish_waiting(self) -> None:
+        """Publish every segment of the outbox to the store, oldest first; stop at the first failure."""
+        try:
+            for window, folder in self._waiting():
+                self.store.publish_segment(folder, self.camera, window)
+        except Exception as exc:  # the store's client raises many kinds (connection, HTTP, timeouts)
+            self.publish_error = f"could not publish to {self.store.data().uri()}: {type(exc).__name__}: {exc}"
+        else:
+            self.publish_error = None
+            self._drop_past_hours()
+
+    def _drop_past_hours(self) -> None:
+        """Empty outbox folders of hours long over: nothing will be written there again."""
+        before = window_start(datetime.now(UTC)) - timedelta(hours=OUTBOX_HOURS_KEPT)
+        for hour in _folders(self.store.outbox_dir(self.camera)):
+            window = parse_window(hour.name)
+            if window is not None and window < before:
+                sweep_stale_temps(hour, STALE_TEMP_S)  # left by a worker killed mid-write
+                if not any(hour.iterdir()):
+                    hour.rmdir()
+
+    def _waiting(self) -> list[tuple[datetime, Path]]:
+        """Segments in the outbox, whole (hidden ones are still being written), oldest first."""
+        waiting = []
+        for hour in _folders(self.store.outbox_dir(self.camera)):
+            window = parse_window(hour.name)
+            if window is not None:
+                waiting += [(window, segment) for segment in _folders(hour) if not segment.name.startswith(".")]
+        return sorted(waiting, key=lambda w: w[1].name)
+
+    def _recorded_rows(self, window: datetime) -> list[dict[str, Any]]:
+        """The camera_segments rows of a window's segments, waiting in the outbox or published. The outbox
+        is read first: a segment leaves it only once published, so the store's listing then has it."""
+        rows: list[dict[str, Any]] = []
+        for start, folder in self._waiting():
+            try:
+                rows += pq.read_table(folder / SEGMENT_MARKER).to_pylist() if start == window else []
+            except FileNotFoundError:  # published meanwhile by the main thread
+                pass
+        return rows + self.store.segment_rows(self.camera, window)
+
+    def latest_row(self) -> dict[str, Any] | None:
+        """The camera_segments row of the last segment committed (published or waiting), if any."""
+        waiting = self._waiting()
+        if waiting:
+            return pq.read_table(waiting[-1][1] / SEGMENT_MARKER).to_pylist()[-1]
+        return self.store.latest_segment_row(self.camera)
 
     def _segment_for(self, ts: datetime) -> _OpenSegment:
         window = window_start(ts)
         if window not in self._open:
             if window not in self._next_idx:
-                rows = self.store.segment_rows(self.camera, window)  # a restarted worker continues the count
+                rows = self._recorded_rows(window)  # a restarted worker continues the count
                 self._next_idx[window] = max((r["frame_idx_start"] + r["frames_processed"] for r in rows), default=0)
             opened_at = datetime.now(UTC)
             self._open[window] = _OpenSegment(
@@ -223,8 +288,8 @@ class SegmentRecorder:
         return self._open[window]
 
     def _commit(self, segment: _OpenSegment) -> CommittedSegment:
-        """Write the four tables into a hidden folder, then rename it into place: all or nothing."""
-        final = self.store.window_dir(self.camera, segment.window) / segment.name
+        """Write the four tables into a hidden folder, then rename it into the outbox: all or nothing."""
+        final = self.store.outbox_dir(self.camera) / window_name(segment.window) / segment.name
         final.parent.mkdir(parents=True, exist_ok=True)
         sweep_stale_temps(final.parent, STALE_TEMP_S)
         temp = temp_path(final, "building")
@@ -244,7 +309,7 @@ class SegmentRecorder:
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise
-        return CommittedSegment(final, len(segment.frames), segment.dropped, len(segment.gaps), segment.last_ts)
+        return CommittedSegment(segment.name, len(segment.frames), segment.dropped, len(segment.gaps), segment.last_ts)
 
     @staticmethod
     def _write_pictures(segment: _OpenSegment, folder: Path) -> None:
@@ -287,3 +352,11 @@ class SegmentRecorder:
             "cause": gap.cause,
             "reconnect_attempts": gap.reconnect_attempts,
         }
+
+
+def _folders(parent: Path) -> list[Path]:
+    """The folders in `parent`, sorted; none if it is gone (the main thread publishes while others read)."""
+    try:
+        return sorted(entry for entry in parent.iterdir() if entry.is_dir())
+    except FileNotFoundError:
+        return []

@@ -22,7 +22,7 @@ from video_assets.streams.assets import (
 )
 from video_assets.streams.cameras import CameraConfigError
 from video_assets.streams.status import worker_health
-from video_assets.streams.store import CameraStore, window_name, window_start
+from video_assets.streams.store import CameraStore, segment_name, window_name, window_start
 
 SENSOR_NAME = "camera_segments_sensor"
 MAX_REQUESTS_PER_TICK = 50
@@ -60,13 +60,14 @@ class WindowRequest:
 
 
 def list_windows(cameras: CameraStore, camera: str, since: str) -> dict[datetime, str]:
-    """Hours named `since` or later that hold segments, with a fingerprint of their committed segments."""
+    """Hours named `since` or later that hold segments, with a fingerprint of their committed segments: one
+    listing of the camera, and one per such hour (usually the hour being recorded, and maybe the last one)."""
     listing = {}
     for start in cameras.windows(camera):
         if window_name(start) >= since:
             segments = cameras.segments(camera, start)
             if segments:
-                listing[start] = f"{len(segments)}:{segments[-1].name}"
+                listing[start] = f"{len(segments)}:{segment_name(segments[-1])}"
     return listing
 
 

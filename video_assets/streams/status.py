@@ -1,21 +1,19 @@
-"""A camera worker's status file (`streams/<camera>/status.json`): its one format.
+"""A camera worker's status file (`<camera>/status.json` in the camera store): its one format.
 
-The worker rewrites it every second (atomically); `video-assets cameras status` and the camera
-sensor read it through `read_status` and judge it with `worker_health`, so a camera that is down, or
-a worker that died, shows between two committed segments.
+The worker rewrites it whole (a rename on one machine, one PUT in an object store) every second, or every
+few seconds in an object store (CameraStore.status_every_s); `video-assets cameras status`, the camera
+sensor and the notification sensor read it through CameraStore.read_status (`parse_status`) and judge it
+with `worker_health`, so a camera that is down, or a worker that died, shows between two committed segments.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from video_assets.storage import read_json, write_json
-
 STATUS_FILE = "status.json"
-HEARTBEAT_STALE_S = 15.0  # workers rewrite the file every second; older means the worker is gone
+HEARTBEAT_STALE_S = 15.0  # workers rewrite the file at least every 5 s; older means the worker is gone
 
 
 @dataclass(frozen=True)
@@ -42,13 +40,13 @@ class WorkerStatus:
     last_error: str | None
 
 
-def write_status(path: Path, status: WorkerStatus) -> None:
-    write_json(path, asdict(status))
+def status_data(status: WorkerStatus) -> dict[str, Any]:
+    """What the status file holds."""
+    return asdict(status)
 
 
-def read_status(path: Path) -> WorkerStatus | None:
+def parse_status(data: dict[str, Any] | None) -> WorkerStatus | None:
     """The status a worker last wrote, or None if it never wrote one (or the file is unreadable)."""
-    data = read_json(path)
     if data is None:
         return None
     names = {f.name for f in fields(WorkerStatus)}

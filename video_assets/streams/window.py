@@ -2,8 +2,9 @@
 
 The window lands where a file's predictions land (`predictions/<table>/video_id=<camera>@<hour>/`), so
 every SQL model reads cameras and files alike; its health lands beside them in `camera_segments` and
-`camera_gaps`. Each table is written under a hidden temporary name and renamed into place, the
-`videos` row last; publishing again replaces the window's files, so rows are never duplicated.
+`camera_gaps`. The segments are read from the camera store (a folder, or an object store on many
+machines). Each table is written under a hidden temporary name and renamed into place (or uploaded whole),
+the `videos` row last; publishing again replaces the window's files, so rows are never duplicated.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from video_assets.predictions.writer import STALE_TEMP_S
 from video_assets.storage import Store, table_key, video_row
 from video_assets.streams.cameras import Camera
 from video_assets.streams.segments import SCHEMAS
-from video_assets.streams.store import SEGMENT_TABLES, CameraStore, camera_video_id
+from video_assets.streams.store import SEGMENT_TABLES, CameraStore, camera_video_id, window_key
 
 
 class NoSegmentsError(VideoError):
@@ -84,14 +85,14 @@ def publish_window(
     if not segments:
         raise NoSegmentsError(
             f"Camera {camera_name!r} has no recorded segments for {start:%Y-%m-%d %H}:00 UTC in "
-            f"{cameras.window_dir(camera_name, start)}. Its worker was not running or received no frames "
+            f"{cameras.data().uri(window_key(camera_name, start))}. Its worker was not running or received no frames "
             "that hour; start it with `video-assets cameras run` (see `video-assets cameras status`)."
         )
     # videos last: its appearance marks the window complete
     tables = (*SEGMENT_TABLES, "videos")
     staging = predictions.staging({t: table_key(t, video_id) for t in tables}, STALE_TEMP_S)
     try:
-        rows = {table: _concat(segments, table, staging.temps[table]) for table in SEGMENT_TABLES}
+        rows = {table: _concat(cameras, segments, table, staging.temps[table]) for table in SEGMENT_TABLES}
         segment_rows = pq.read_table(staging.temps["camera_segments"]).to_pylist()
         gap_rows = pq.read_table(staging.temps["camera_gaps"]).to_pylist()
         summary = _summarize(video_id, segment_rows, gap_rows, rows["detections"])
@@ -104,13 +105,13 @@ def publish_window(
     return replace(summary, files=files)
 
 
-def _concat(segments: list[Path], table: str, dest: Path) -> int:
+def _concat(cameras: CameraStore, segments: list[str], table: str, dest: Path) -> int:
     """Stream one table of every segment into `dest`, in order; one row group per segment."""
     schema = SCHEMAS[table]
     rows = 0
     with pq.ParquetWriter(dest, schema, compression="zstd") as writer:
         for segment in segments:
-            data = pq.read_table(segment / f"{table}.parquet", schema=schema)
+            data = cameras.segment_table(segment, table, schema=schema)
             if data.num_rows:
                 writer.write_table(data)
                 rows += data.num_rows

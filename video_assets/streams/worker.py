@@ -1,8 +1,10 @@
 """The ingest worker of one camera: a long-running process that runs InferencePipeline on the stream.
 
 `python -m video_assets.streams.worker <camera>` (started by `video-assets cameras run`, one per camera).
-It commits a Parquet segment every `segment_seconds`, rewrites its status file every second, and on
-SIGTERM or SIGINT stops the pipeline and commits what it holds before exiting 0.
+It commits a Parquet segment every `segment_seconds` (published to the camera store; kept in its outbox
+while the store is unreachable), rewrites its status file every second (every few seconds in an object
+store: CameraStore.status_every_s), and on SIGTERM or SIGINT stops the pipeline and commits what it holds
+before exiting 0.
 
 What InferencePipeline does on a live URL, measured (see the README's camera section):
 - frame ids count every frame read from the camera and keep counting across reconnects, so a jump in
@@ -76,7 +78,7 @@ class CameraWorker:
         self.recorder = SegmentRecorder(store, camera.name, self.backend.identity(), config.segment_s)
         self.health = _Health(camera)
         self._lock = threading.Lock()
-        previous = store.latest_segment_row(camera.name)
+        previous = self._latest_segment_row()
         self._last_capture: datetime | None = previous["last_frame_ts"] if previous else None
         self._first_capture = True  # a gap before it spans the time no worker was recording
         self._paused_for_disk = False  # a gap before the next frame spans a pause of the disk guard
@@ -88,6 +90,16 @@ class CameraWorker:
         self._ever_streamed = False
         self._session_streamed = False
         self._session_done = threading.Event()
+        self._status_written: tuple[float, str, str] | None = None  # when (monotonic), state, detail
+        self._publish_error: str | None = None
+
+    def _latest_segment_row(self) -> dict[str, Any] | None:
+        """Where the last worker stopped, to record the time no worker was recording as a gap."""
+        try:
+            return self.recorder.latest_row()
+        except Exception as exc:  # the store is unreachable: record anyway, without that gap
+            self.log.warning(f"camera {self.camera.name}: could not read its last segment: {type(exc).__name__}: {exc}")
+            return None
 
     def run(self, stop: threading.Event, lease_lost: threading.Event | None = None) -> None:
         """Ingest until `stop` is set (or the supervisor is gone, or the camera's lease is lost); then commit
@@ -126,7 +138,7 @@ class CameraWorker:
             stop.wait(backoff)
             with self._lock:
                 self._attempts_since_capture += 1
-        self.recorder.commit_due(force=True)
+        self._commit(force=True)
         self.health.set_state("stopped")
         self._write_status()
 
@@ -276,19 +288,37 @@ class CameraWorker:
     # -- housekeeping on the main thread ----------------------------------------------------------
 
     def _tick(self) -> None:
-        try:
-            for segment in self.recorder.commit_due():
-                self.health.add_segment(segment.path.name)
-        except OSError as exc:
-            self._error(f"could not commit a segment (kept in memory, retrying): {exc}")
+        self._commit()
         self._check_disk()
         self._write_status()
 
-    def _write_status(self) -> None:
+    def _commit(self, force: bool = False) -> None:
         try:
-            self.store.write_status(self.camera.name, self.health.snapshot())
+            for segment in self.recorder.commit_due(force):
+                self.health.add_segment(segment.name)
         except OSError as exc:
+            self._error(f"could not commit a segment (kept in memory, retrying): {exc}")
+        error = self.recorder.publish_error
+        if error and error != self._publish_error:  # said once, not every second while the store is down
+            self._error(f"{error} (the segments wait in {self.store.outbox_dir(self.camera.name)}; retrying)")
+        elif self._publish_error and not error:
+            self.log.info(f"camera {self.camera.name}: the segments that waited are published")
+        self._publish_error = error
+
+    def _write_status(self) -> None:
+        """Every `status_every_s`, and at once when the state changes."""
+        status = self.health.snapshot()
+        now = time.monotonic()
+        if self._status_written is not None:
+            written_at, state, detail = self._status_written
+            if (state, detail) == (status.state, status.detail) and now - written_at < self.store.status_every_s:
+                return
+        try:
+            self.store.write_status(self.camera.name, status)
+        except Exception as exc:  # a full disk, or an unreachable store: the next tick tries again
             self.log.warning(f"camera {self.camera.name}: could not write its status file: {exc}")
+            return
+        self._status_written = (now, status.state, status.detail)
 
     def _error(self, message: str) -> None:
         message = self.camera.redact(message)
