@@ -31,6 +31,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,12 @@ def video_row(
     }
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    size: int
+    modified: float  # epoch seconds: when it was written
+
+
 class Store(ABC):
     """A tree of data addressed by keys (`predictions/frames/video_id=x/part-0.parquet`)."""
 
@@ -236,8 +243,8 @@ class Store(ABC):
         """Names directly under `key` (files and folders), sorted; none if it does not exist."""
 
     @abstractmethod
-    def files(self, key: str = "") -> dict[str, int]:
-        """Every file below `key` (its key relative to `key`) and its size, in one listing."""
+    def files(self, key: str = "") -> dict[str, StoredFile]:
+        """Every file below `key` (its key relative to `key`), its size and time, in one listing."""
 
     @abstractmethod
     def read_bytes(self, key: str) -> bytes:
@@ -329,16 +336,17 @@ class LocalStore(Store):
         folder = self.path(key)
         return sorted(entry.name for entry in os.scandir(folder)) if folder.is_dir() else []
 
-    def files(self, key: str = "") -> dict[str, int]:
+    def files(self, key: str = "") -> dict[str, StoredFile]:
         top = self.path(key)
         found = {}
         for folder, _, names in os.walk(top):
             for name in names:
                 path = Path(folder) / name
                 try:
-                    found[path.relative_to(top).as_posix()] = path.stat().st_size
+                    stat = path.stat()
                 except FileNotFoundError:  # removed while listed
-                    pass
+                    continue
+                found[path.relative_to(top).as_posix()] = StoredFile(stat.st_size, stat.st_mtime)
         return found
 
     def read_bytes(self, key: str) -> bytes:
@@ -355,9 +363,12 @@ class LocalStore(Store):
         copy_file(local, self.path(key))
 
     def remove(self, key: str) -> None:
+        """A folder is renamed to a hidden name first: no reader sees part of it."""
         path = self.path(key)
         if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
+            hidden = temp_path(path, "deleting")
+            os.rename(path, hidden)
+            shutil.rmtree(hidden, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
 
@@ -413,11 +424,11 @@ class ObjectStore(Store):
             return []
         return sorted(str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries)
 
-    def files(self, key: str = "") -> dict[str, int]:
+    def files(self, key: str = "") -> dict[str, StoredFile]:
         top = self._path(key)
         listing = self.fs.find(top, detail=True)  # one paginated listing of every key under the prefix
         return {
-            path.removeprefix(top).lstrip("/"): int(info["size"])
+            path.removeprefix(top).lstrip("/"): StoredFile(int(info["size"]), info["LastModified"].timestamp())
             for path, info in listing.items()
             if info["type"] == "file"
         }

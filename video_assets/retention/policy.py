@@ -9,13 +9,11 @@ or, in a dry run, only reports them.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from video_assets.settings import Keep
-from video_assets.storage import temp_path
 
 DAY_S = 24 * 3600.0
 
@@ -62,11 +60,9 @@ def tree_bytes(path: Path) -> int:
     return total
 
 
-def remove_tree(path: Path) -> None:
-    """Remove a folder so that no reader sees part of it: renamed to a hidden name first, then deleted."""
-    hidden = temp_path(path, "deleting")
-    os.rename(path, hidden)
-    shutil.rmtree(hidden)
+def shown(uri: str, home: Path) -> str:
+    """A store's place in the report: a local folder relative to VIDEO_ASSETS_HOME, an s3:// uri as it is."""
+    return uri if "://" in uri else relative(Path(uri), home)
 
 
 def relative(path: Path, home: Path) -> str:

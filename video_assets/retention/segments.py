@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from video_assets.retention.policy import Action, relative
+from video_assets.retention.policy import Action, shown
 from video_assets.storage import Store, table_key
 from video_assets.streams.store import CameraStore, camera_video_id, segment_name, window_key
 
@@ -30,12 +30,12 @@ def segment_actions(cameras: CameraStore, predictions: Store, home: Path, now: d
             if now < end + SETTLE or not _published_whole(cameras, predictions, camera, start):
                 continue
             key = window_key(camera, start)
-            size = sum(store.files(key).values())
+            size = sum(stored.size for stored in store.files(key).values())
             actions.append(
                 Action(
                     "segments",
                     "delete",
-                    _shown(store.uri(key), home),
+                    shown(store.uri(key), home),
                     size,
                     end.timestamp(),
                     _remover(cameras, camera, start),
@@ -52,11 +52,6 @@ def _published_whole(cameras: CameraStore, predictions: Store, camera: str, star
     recorded = {segment_name(segment) for segment in cameras.segments(camera, start)}
     published = predictions.read_table(table_key("camera_segments", video_id), columns=["segment"])
     return recorded <= set(published.column("segment").to_pylist())
-
-
-def _shown(uri: str, home: Path) -> str:
-    """A local folder relative to VIDEO_ASSETS_HOME; an object store's s3:// uri as it is."""
-    return uri if "://" in uri else relative(Path(uri), home)
 
 
 def _remover(cameras: CameraStore, camera: str, start: datetime) -> Callable[[], None]:

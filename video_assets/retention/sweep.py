@@ -86,7 +86,7 @@ def plan_retention(settings: Settings, instance: dg.DagsterInstance, now: dateti
         ),
         (retention.logs, lambda: expired_log_candidates(settings.logs_dir, home, now)),
         (retention.sources, lambda: source_actions(library, instance, home, now)),
-        (retention.predictions, lambda: prediction_actions(settings.predictions_dir, home)),
+        (retention.predictions, lambda: prediction_actions(PredictionStore.from_settings(settings).data(), home)),
     ]
     for keep, find in finders:
         if not keep.forever:
