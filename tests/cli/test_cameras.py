@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from servers.live_servers import CameraProcess, free_port
-from video_assets.streams.status import write_status
+from video_assets.settings import Settings
+from video_assets.streams.store import CameraStore
 
 CLI = str(Path(sys.executable).with_name("video-assets"))
 
@@ -38,7 +39,7 @@ def test_status_shows_each_camera_without_its_password(tmp_path, worker_status) 
         reconnects=1,
         last_error="SourceConnectionError: timed out",
     )
-    write_status(tmp_path / "streams" / "lobby" / "status.json", status)  # as the worker writes it
+    CameraStore.from_settings(Settings(home=tmp_path)).write_status("lobby", status)  # as the worker writes it
     result = cli(tmp_path, "status")
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()}
