@@ -95,7 +95,7 @@ def test_delivery_failure_never_fails_the_predictions(recent_video, run_events, 
 
 def test_the_sink_is_off_unless_configured(settings) -> None:
     assert Settings.from_env({}).vision_events is None
-    assert "vision_events" not in {a.key.to_user_string() for a in build_definitions(settings).assets}
+    assert dg.AssetKey("vision_events") not in build_definitions(settings).resolve_asset_graph().get_all_asset_keys()
     on = Settings.from_env({"VIDEO_ASSETS_VISION_EVENTS_USE_CASE": "x", "ROBOFLOW_API_URL": "http://h"})
     assert on.vision_events == VisionEventsSettings(use_case="x", api_url="http://h")
     sink = build_definitions(dataclasses.replace(on, home=settings.home)).resources["events_sink"]
