@@ -1,7 +1,7 @@
 """The benchmark harness: every figure is a ratio against a baseline measured in the same run.
 
-    .venv/bin/python benchmarks/run.py            # full run (about 30 minutes on 2 cores; 100 M detections for f)
-    .venv/bin/python benchmarks/run.py --smoke    # tiny inputs, checks the harness works (about 1-2 minutes)
+    .venv/bin/python benchmarks/run.py            # full run (about 40 minutes on 2 cores; 100 M detections for f; n about 8)
+    .venv/bin/python benchmarks/run.py --smoke    # tiny inputs, checks the harness works (minutes; n alone about 2.5)
     .venv/bin/python benchmarks/run.py --only e,f # some measurements only
 
 Inputs are generated under benchmarks/work/ (reused while they exist). Results are written to
