@@ -41,6 +41,8 @@ def markdown(r: dict) -> str:
     if "m" in r:
         row = r["m"]
         rows.append(("m. preview and track snapshots ÷ predictions, 10-minute 720p video (s)", f"{row['m_preview_s']:.1f} ÷ {row['m_predictions_s']:.1f} = **{row['m_ratio']:.3f}**", "≤ 0.10; ≤ 300 KB", f"{row['video']}; {row['m_tracks']} tracks, {row['m_snapshots']} snapshots; preview {row['m_preview_kb']} KB; {row['m_steps']}"))
+    if "n" in r:
+        rows += _cluster_rows(r["n"])
     taken = sorted({v["measured_at"][:16] for v in r.values() if isinstance(v, dict) and "measured_at" in v})
     lines = [f"Machine: {r['machine']}. Measured {', '.join(taken)} UTC{' (smoke sizes)' if r.get('smoke') else ''}.", "",
              "| measurement | result | target | details |", "|---|---|---|---|"]
@@ -74,4 +76,63 @@ def _sql_rows(f: dict) -> list[tuple[str, str, str, str]]:
     rows.append((f"f. slowest typical query at {f['f_largest_rows']:,} detections", f"**{f['f_query_s_at_largest']:.3f} s**",
                  "≤ 0.5 s", "read-only connection to the published warehouse: "
                  + ", ".join(f"{q} {t} s" for q, t in largest["query_s"].items())))
+    return rows
+
+
+def _cluster_rows(n: dict) -> list[tuple[str, str, str, str]]:
+    """Row n: warm throughput of 1 and 2 worker machines against one machine, the start of a run on an idle
+    worker, and the memory of the control plane and of an idle worker machine (smoke sizes: no 1-machine case)."""
+    cases = n["n_cases"]
+    one, c1, c2 = cases["one"], cases.get("c1"), cases["c2"]
+
+    def case(name: str, c: dict) -> str:
+        parts = [
+            f"{c['window_s']} s, median run {c['median_run_s']} s, {c['other_runs_in_window']} SQL run(s) in the window, "
+            f"workers ready {c['ready_s']} s after start",
+            "mean s per run: " + ", ".join(f"{k} {v}" for k, v in c.get("mean_step_s", {}).items()),
+            "CPU s from the drop to the last end: " + ", ".join(f"{k} {v}" for k, v in c.get("cpu_s_drop_to_last_end", {}).items()),
+        ]
+        if c.get("postgres_drop_to_last_end"):
+            pg = dict(c["postgres_drop_to_last_end"])
+            scans = pg.pop("seq_scans", {})
+            parts.append("Postgres meanwhile: " + ", ".join(f"{k} {v:,}" for k, v in pg.items())
+                         + f", {c['postgres_connections']} connections open; most rows read by sequential scans: "
+                         + (", ".join(f"{t} ({v})" for t, v in scans.items()) or "none"))
+        return f"{name} {c['clips_per_min']:.1f} clips/min ({'; '.join(parts)})"
+
+    def mb(m: dict) -> str:
+        return f"{m['pss_mb']} MB PSS / {m['rss_mb']} MB RSS ({m['processes']} processes)"
+
+    described = [("one machine (local files, 2 worker processes)", one), ("cluster with 1 machine of 2 processes", c1),
+                 ("cluster with 2 machines of 1 process", c2)]
+    one_machine = f"**{n['n_c1_ratio']:.2f}**" if c1 else "not measured"
+    rows = [(
+        "n. warm clips/min, 2 worker machines ÷ one machine, same 2 cores",
+        f"{n['n_c2_clips_per_min']:.1f} ÷ {n['n_one_clips_per_min']:.1f} = **{n['n_c2_ratio']:.2f}** "
+        f"(1 worker machine: {one_machine})",
+        "≥ 0.9",
+        f"{n['clips']}; clips/min = clips ÷ (last clip run's end − first clip run's start), workers warm "
+        "(ready, then one clip per worker process run and excluded); "
+        + "; ".join(case(name, c) for name, c in described if c),
+    )]
+    others = ", ".join(f"{name}: {c['idle_create_to_start_s']} s" for name, c in (("one machine", one), ("1 worker machine", c1)) if c)
+    rows.append((
+        "n. run start on an idle worker (run created → started), 2 worker machines",
+        f"**{n['n_idle_start_median_s']:.2f} s** median, max {n['n_idle_start_max_s']:.2f} s",
+        "≤ 3 s",
+        f"samples {c2['idle_create_to_start_s']} s; the sensor creates the run in the tick that finds the file settled, "
+        "after uploading it to the store, so the sensor interval (1 s) and the settle wait (two ticks unchanged) "
+        f"are excluded by definition; from the drop: median {c2['idle_drop_to_start_median_s']} s; other cases: {others}",
+    ))
+    shared = "; ".join(f"{k} {v['pss_mb']} MB" for k, v in n["n_shared_services_mb"].items())
+    two_processes = f"worker machine of 2 processes {mb(c1['memory']['worker-a'])}; " if c1 else ""
+    rows.append((
+        "n. memory, workers idle after every run: control plane (daemon + code server) / one idle worker machine (PSS)",
+        f"**{n['n_control_plane_mb']['pss_mb']} MB** / **{n['n_worker_mb']['pss_mb']} MB**",
+        "report",
+        f"control plane {mb(n['n_control_plane_mb'])}; worker machine of 1 process {mb(n['n_worker_mb'])}, "
+        f"after the warm-up {c2['memory_after_warm_up']['worker-a']['pss_mb']} MB PSS; {two_processes}"
+        f"one machine: daemon + code server {mb(one['memory']['control plane'])}, run workers "
+        f"{mb(one['memory']['run workers'])}; shared services (PSS): {shared}",
+    ))
     return rows

@@ -1,7 +1,7 @@
 """The benchmark harness: every figure is a ratio against a baseline measured in the same run.
 
-    .venv/bin/python benchmarks/run.py            # full run (about 30 minutes on 2 cores; 100 M detections for f)
-    .venv/bin/python benchmarks/run.py --smoke    # tiny inputs, checks the harness works (about 1-2 minutes)
+    .venv/bin/python benchmarks/run.py            # full run (about 40 minutes on 2 cores; 100 M detections for f; n about 8)
+    .venv/bin/python benchmarks/run.py --smoke    # tiny inputs, checks the harness works (minutes; n alone about 2.5)
     .venv/bin/python benchmarks/run.py --only e,f # some measurements only
 
 Inputs are generated under benchmarks/work/ (reused while they exist). Results are written to
@@ -49,11 +49,15 @@ class Scale:
     one_frame_runs: int = 50
     detector_frames: int = 300
     preview_seconds: float = 600
+    cluster_clips: int = 16
+    cluster_idle_drops: int = 5
+    cluster_machines: tuple[int, ...] = (1, 2)  # n: the cluster cases, by worker machines
 
 
 SMOKE = Scale(seconds_720p=2, backfill_videos=2, backfill_seconds=2, rss_short_s=2, rss_long_s=6,
               sensor_counts=(20, 200), sql_rows=(20_000,), repeats=1, short_clips=3, one_frame_runs=3,
-              detector_frames=15, preview_seconds=4)
+              detector_frames=15, preview_seconds=4,
+              cluster_clips=3, cluster_idle_drops=1, cluster_machines=(2,))
 
 
 def python() -> str:
@@ -185,6 +189,12 @@ def measure_g(work: Path, scale: Scale) -> dict:
     }
 
 
+def measure_n(work: Path, scale: Scale) -> dict:
+    from cluster_bench import measure_n as measure_cluster
+
+    return measure_cluster(work, scale.cluster_clips, scale.cluster_idle_drops, scale.cluster_machines)
+
+
 def measure_l(work: Path, scale: Scale) -> dict:
     from detector_bench import measure_detector
 
@@ -212,6 +222,7 @@ MEASUREMENTS = [
     Measurement("j", ("j",), lambda work, scale: workers_bench.measure_j(work)),
     Measurement("l", ("l",), measure_l),
     Measurement("m", ("m",), lambda work, scale: preview_bench.measure_m(work, scale.preview_seconds)),
+    Measurement("n", ("n",), measure_n),
 ]
 ROWS = {row: m for m in MEASUREMENTS for row in m.rows}
 

@@ -31,13 +31,13 @@ def run_harness(tmp_path, *args: str, timeout: int = 1800) -> subprocess.Complet
 def test_an_unknown_row_is_refused_before_anything_is_measured(tmp_path) -> None:
     done = run_harness(tmp_path, "--only", "a,z", timeout=120)
     assert done.returncode != 0 and "unknown row(s) z" in done.stderr
-    assert "the rows are a, b, c, d, e, f, g, h, i, j, k, l, m" in done.stderr
+    assert "the rows are a, b, c, d, e, f, g, h, i, j, k, l, m, n" in done.stderr
     assert not list(tmp_path.iterdir())  # nothing measured, nothing written
 
 
 @pytest.mark.slow  # every measurement at smoke sizes: run workers, the demo, the detector, a preview (minutes)
 def test_every_row_letter_the_table_shows_runs_with_only(tmp_path) -> None:
-    letters = "a,b,c,d,e,f,g,h,i,j,k,l,m"
+    letters = "a,b,c,d,e,f,g,h,i,j,k,l,m,n"
     done = run_harness(tmp_path, "--only", letters)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     table = (tmp_path / "smoke.md").read_text()
