@@ -1,6 +1,6 @@
 """Row n: many machines on the same 2 cores: warm throughput, the start of a run on an idle worker, memory.
 
-Three cases, each on a fresh home (and, for the cluster, a fresh Postgres database, Redis database and
+The cases, each on a fresh home (and, for the cluster, a fresh Postgres database, Redis database and
 object-store prefix), with the same clips and the same procedure:
 
 - one machine: the control plane's services in local mode (daemon, code server and a run worker of 2
@@ -8,7 +8,12 @@ object-store prefix), with the same clips and the same procedure:
 - cluster, 1 worker machine: the control plane (daemon and code server, on a cluster file: Postgres,
   Redis, SeaweedFS) and `video-assets worker --concurrency 2` on one "machine" (own mount and UTS
   namespace, the control plane's home hidden);
-- cluster, 2 worker machines: the same with `video-assets worker --concurrency 1` on each of two.
+- cluster, 2 worker machines: the same with `video-assets worker --concurrency 1` on each of two;
+- (full size only) the same 2 machines with the instance straight on Postgres, without PgBouncer.
+
+The cluster cases reach Postgres through PgBouncer (session pooling, as docs/many-machines.md
+recommends): outside the webserver dagster-postgres opens a connection per query, and a Postgres
+connection is a new server process.
 
 In each case the sensor ticks every second; once the run workers say they are ready, one warm-up clip per
 worker process is run and excluded, then every clip is linked into the inbox at once. Warm throughput is
@@ -50,6 +55,7 @@ from servers.cluster_services import (  # noqa: E402
     Postgres,
     machine_command,
     object_store,
+    pgbouncer,
     postgres,
     redis,
 )
@@ -67,6 +73,7 @@ class Shared:
     """The shared services of the cluster cases, started once for the row."""
 
     postgres: Postgres
+    pooler_port: int  # PgBouncer in front of postgres
     redis_url: str  # without the database number
     endpoint: str
     pids: dict[str, int]  # name -> the process to measure
@@ -94,9 +101,11 @@ class Case:
         return "\n".join(f"--- {p}\n{p.read_text(errors='replace')[-2500:]}" for p in self.logs if p.exists())
 
 
-def measure_n(work: Path, clips_count: int, idle_drops: int, machine_counts: tuple[int, ...] = (1, 2)) -> dict:
+def measure_n(work: Path, clips_count: int, idle_drops: int, machine_counts: tuple[int, ...] = (1, 2),
+              direct: bool = True) -> dict:
     """`machine_counts`: the cluster cases, by their number of worker machines (the 2 worker processes
-    shared among them); the case of 2 machines gives the idle start and the memory."""
+    shared among them), Postgres through PgBouncer; the case of 2 machines gives the idle start and the
+    memory. `direct`: also the 2 machines straight to Postgres."""
     clips = short_clips(work / "short_clips", clips_count, (3.0, 4.0))
     workers = 2  # run worker processes in every case: the machine's cores
     # Distinct content from the clips above (1-2 s long): one warm-up clip per worker process, then the idle drops.
@@ -114,6 +123,10 @@ def measure_n(work: Path, clips_count: int, idle_drops: int, machine_counts: tup
             machines = {f"worker-{chr(ord('a') + i)}": workers // count for i in range(count)}
             with _cluster_case(root / f"c{count}", shared, count, workers, machines) as case:
                 cases[f"c{count}"] = _measure_case(case, warm_up, clips, idle)
+        if direct:  # the same 2 machines straight to Postgres: a connection (a server process) per query
+            machines = {"worker-a": workers // 2, "worker-b": workers // 2}
+            with _cluster_case(root / "c2_direct", shared, 9, workers, machines, pooled=False) as case:
+                cases["c2_direct"] = _measure_case(case, warm_up, clips, idle)
         services_memory = {name: _tree_memory([pid]) for name, pid in shared.pids.items()}
     one, c2 = cases["one"], cases["c2"]
     return {
@@ -316,24 +329,32 @@ def _local_case(folder: Path, workers: int) -> Iterator[Case]:
 @contextmanager
 def _shared_services(folder: Path) -> Iterator[Shared]:
     folder.mkdir(parents=True, exist_ok=True)
-    with postgres(folder / "postgres") as pg, redis(folder / "redis") as rd, object_store(folder / "s3") as store:
+    with (
+        postgres(folder / "postgres") as pg,
+        pgbouncer(pg, folder / "pgbouncer") as pooler,
+        redis(folder / "redis") as rd,
+        object_store(folder / "s3") as store,
+    ):
         pids = {
             "postgres": _find_pid(["postgres", "-p", str(pg.port)]),
+            "pgbouncer": pooler.process.pid,
             "redis": rd.process.pid,
             "seaweedfs": store.process.pid,
         }
-        yield Shared(pg, f"redis://127.0.0.1:{rd.port}", store.endpoint, pids)
+        yield Shared(pg, pooler.port, f"redis://127.0.0.1:{rd.port}", store.endpoint, pids)
 
 
 @contextmanager
-def _cluster_case(folder: Path, shared: Shared, number: int, workers: int, machines: dict[str, int]) -> Iterator[Case]:
+def _cluster_case(folder: Path, shared: Shared, number: int, workers: int, machines: dict[str, int],
+                  pooled: bool = True) -> Iterator[Case]:
+    """`pooled`: Postgres through PgBouncer (what docs/many-machines.md recommends), else directly."""
     database = f"bench_n_{number}"
     _create_database(shared.postgres, database)
     folder.mkdir(parents=True)
     cluster = folder / "cluster.toml"
     pg = shared.postgres
     cluster.write_text(
-        f'[postgres]\nhost = "127.0.0.1"\nport = {pg.port}\ndatabase = "{database}"\nuser = "{pg.user}"\n'
+        f'[postgres]\nhost = "127.0.0.1"\nport = {shared.pooler_port if pooled else pg.port}\ndatabase = "{database}"\nuser = "{pg.user}"\n'
         f'password_env = "{PASSWORD_ENV}"\n\n[redis]\nurl = "{shared.redis_url}/{number}"\n\n'
         f'[store]\nurl = "s3://{BUCKET}/{database}"\nendpoint = "{shared.endpoint}"\n'
     )

@@ -103,13 +103,16 @@ def _cluster_rows(n: dict) -> list[tuple[str, str, str, str]]:
     def mb(m: dict) -> str:
         return f"{m['pss_mb']} MB PSS / {m['rss_mb']} MB RSS ({m['processes']} processes)"
 
+    direct = cases.get("c2_direct")
     described = [("one machine (local files, 2 worker processes)", one), ("cluster with 1 machine of 2 processes", c1),
-                 ("cluster with 2 machines of 1 process", c2)]
+                 ("cluster with 2 machines of 1 process", c2),
+                 ("the same 2 machines straight to Postgres, without PgBouncer", direct)]
     one_machine = f"**{n['n_c1_ratio']:.2f}**" if c1 else "not measured"
+    unpooled = f"; without PgBouncer: **{n['n_c2_direct_ratio']:.2f}**" if direct else ""
     rows = [(
-        "n. warm clips/min, 2 worker machines ÷ one machine, same 2 cores",
+        "n. warm clips/min, 2 worker machines ÷ one machine, same 2 cores (Postgres through PgBouncer)",
         f"{n['n_c2_clips_per_min']:.1f} ÷ {n['n_one_clips_per_min']:.1f} = **{n['n_c2_ratio']:.2f}** "
-        f"(1 worker machine: {one_machine})",
+        f"(1 worker machine: {one_machine}{unpooled})",
         "≥ 0.9",
         f"{n['clips']}; clips/min = clips ÷ (last clip run's end − first clip run's start), workers warm "
         "(ready, then one clip per worker process run and excluded); "

@@ -52,12 +52,13 @@ class Scale:
     cluster_clips: int = 16
     cluster_idle_drops: int = 5
     cluster_machines: tuple[int, ...] = (1, 2)  # n: the cluster cases, by worker machines
+    cluster_direct: bool = True  # n: also 2 machines straight to Postgres, without PgBouncer
 
 
 SMOKE = Scale(seconds_720p=2, backfill_videos=2, backfill_seconds=2, rss_short_s=2, rss_long_s=6,
               sensor_counts=(20, 200), sql_rows=(20_000,), repeats=1, short_clips=3, one_frame_runs=3,
               detector_frames=15, preview_seconds=4,
-              cluster_clips=3, cluster_idle_drops=1, cluster_machines=(2,))
+              cluster_clips=3, cluster_idle_drops=1, cluster_machines=(2,), cluster_direct=False)
 
 
 def python() -> str:
@@ -192,7 +193,8 @@ def measure_g(work: Path, scale: Scale) -> dict:
 def measure_n(work: Path, scale: Scale) -> dict:
     from cluster_bench import measure_n as measure_cluster
 
-    return measure_cluster(work, scale.cluster_clips, scale.cluster_idle_drops, scale.cluster_machines)
+    return measure_cluster(work, scale.cluster_clips, scale.cluster_idle_drops, scale.cluster_machines,
+                           scale.cluster_direct)
 
 
 def measure_l(work: Path, scale: Scale) -> dict:

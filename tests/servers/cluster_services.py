@@ -84,6 +84,53 @@ def postgres(logs: Path) -> Iterator[Postgres]:
 
 
 @dataclass
+class PgBouncer:
+    port: int
+    process: subprocess.Popen
+
+
+@contextmanager
+def pgbouncer(server: Postgres, logs: Path) -> Iterator[PgBouncer]:
+    """PgBouncer (Debian's package) in front of `server`: dagster-postgres opens a connection per query
+    (SQLAlchemy NullPool) outside the webserver, and a pooler keeps the server's sessions instead.
+    Session pooling: a client keeps its server connection for as long as it is connected."""
+    logs.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="video-assets-pgbouncer-"))
+    shutil.chown(folder, "nobody", "nogroup")
+    port = free_port()
+    # The user's SCRAM secret, not the password: PgBouncer checks each login with it without deriving the key
+    # again (PBKDF2, milliseconds per connection), and logs in to the server with the client's proof.
+    (folder / "users.txt").write_text(f'"{server.user}" "{_scram_secret(server)}"\n')
+    (folder / "pgbouncer.ini").write_text(
+        f"[databases]\n* = host=127.0.0.1 port={server.port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n"
+        f"listen_port = {port}\nunix_socket_dir =\nauth_type = scram-sha-256\nauth_file = {folder / 'users.txt'}\n"
+        "pool_mode = session\nmax_client_conn = 1000\ndefault_pool_size = 40\n"
+    )
+    for name in ("users.txt", "pgbouncer.ini"):
+        shutil.chown(folder / name, "nobody", "nogroup")
+    log = logs / "pgbouncer.log"
+    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    process = subprocess.Popen([*as_nobody, "/usr/sbin/pgbouncer", str(folder / "pgbouncer.ini")],
+                               stdout=open(log, "wb"), stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        wait_for_port(port, process, log)
+        yield PgBouncer(port, process)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _scram_secret(server: Postgres) -> str:
+    import psycopg2
+
+    with psycopg2.connect(host="127.0.0.1", port=server.port, user=server.user, password=server.password,
+                          dbname=server.database) as conn, conn.cursor() as cursor:  # fmt: skip
+        cursor.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (server.user,))
+        return str(cursor.fetchone()[0])
+
+
+@dataclass
 class Redis:
     port: int
     process: subprocess.Popen
