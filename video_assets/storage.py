@@ -401,12 +401,8 @@ class ObjectStore(Store):
     """A prefix of an S3-compatible bucket (`s3://bucket/prefix`); credentials from the standard AWS variables."""
 
     def __init__(self, url: str, endpoint: str | None = None, region: str = "us-east-1"):
-        import s3fs
-
         self.prefix = url.removeprefix("s3://").strip("/")
-        client = {"region_name": region, **({"endpoint_url": endpoint} if endpoint else {})}
-        # Other machines write here too: never answer from a cached listing.
-        self.fs = s3fs.S3FileSystem(client_kwargs=client, use_listings_cache=False, skip_instance_cache=True)
+        self.fs = _s3_filesystem(endpoint, region)
 
     def _path(self, key: str) -> str:
         return f"{self.prefix}/{key}".rstrip("/") if key else self.prefix
@@ -505,6 +501,24 @@ class _UploadStaging(Staging):
 def _protocols(fs: Any) -> tuple[str, ...]:
     protocol = fs.protocol
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
+_S3_FILESYSTEMS: dict[tuple[str | None, str, int], Any] = {}
+
+
+def _s3_filesystem(endpoint: str | None, region: str) -> Any:
+    """One S3 client per process and endpoint: making one takes about a quarter of a second, and a run asks
+    for several stores. A forked process makes its own (an S3 client's event loop does not survive a fork)."""
+    key = (endpoint, region, os.getpid())
+    if key not in _S3_FILESYSTEMS:
+        import s3fs
+
+        client = {"region_name": region, **({"endpoint_url": endpoint} if endpoint else {})}
+        # Other machines write here too: never answer from a cached listing.
+        _S3_FILESYSTEMS[key] = s3fs.S3FileSystem(
+            client_kwargs=client, use_listings_cache=False, skip_instance_cache=True
+        )
+    return _S3_FILESYSTEMS[key]
 
 
 def store_at(url: str, endpoint: str | None = None, region: str = "us-east-1") -> Store:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-from pydantic import PrivateAttr
 
 from video_assets.backends.base import BackendIdentity
 from video_assets.ingest.probe import VideoProbe
@@ -46,7 +44,6 @@ class PredictionStore(dg.ConfigurableResource):
     root: str
     endpoint: str | None = None  # an S3-compatible store that is not AWS
     region: str = "us-east-1"
-    _stores: dict[int, Store] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PredictionStore:
@@ -54,13 +51,8 @@ class PredictionStore(dg.ConfigurableResource):
         return cls(root=root, endpoint=endpoint, region=region)
 
     def data(self) -> Store:
-        """The store the tables live in (a local folder, or a bucket prefix). One per process: an S3 client
-        takes a quarter of a second to make, and a SQL build asks for the store at every source it reads
-        (its listings are never cached: every call still sees what other machines wrote)."""
-        pid = os.getpid()  # a forked process makes its own (an S3 client's event loop does not survive a fork)
-        if pid not in self._stores:
-            self._stores[pid] = store_at(self.root, self.endpoint, self.region)
-        return self._stores[pid]
+        """The store the tables live in (a local folder, or a bucket prefix)."""
+        return store_at(self.root, self.endpoint, self.region)
 
     def writer(
         self, video: VideoProbe, identity: BackendIdentity, frames_expected: int | None = None

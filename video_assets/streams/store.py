@@ -22,7 +22,6 @@ see part of a segment.
 
 from __future__ import annotations
 
-import os
 import re
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -31,7 +30,6 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-from pydantic import PrivateAttr
 
 from video_assets.settings import Settings, url_with_password
 from video_assets.storage import Store, store_at
@@ -92,7 +90,6 @@ class CameraStore(dg.ConfigurableResource):
     store_region: str = "us-east-1"
     lease_url: str | None = None  # Redis (many machines): one recorder per camera across hosts
     lease_password_env: str | None = None
-    _stores: dict[int, Store] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CameraStore:
@@ -112,11 +109,8 @@ class CameraStore(dg.ConfigurableResource):
         return load_camera_config(Path(self.config_file))
 
     def data(self) -> Store:
-        """The store of segments and status files; one per process (see PredictionStore.data)."""
-        pid = os.getpid()
-        if pid not in self._stores:
-            self._stores[pid] = store_at(self.store_url or self.root, self.store_endpoint, self.store_region)
-        return self._stores[pid]
+        """The store of segments and status files."""
+        return store_at(self.store_url or self.root, self.store_endpoint, self.store_region)
 
     @property
     def status_every_s(self) -> float:
