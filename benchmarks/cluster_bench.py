@@ -349,7 +349,7 @@ def _cluster_case(folder: Path, shared: Shared, number: int, workers: int, machi
                   pooled: bool = True) -> Iterator[Case]:
     """`pooled`: Postgres through PgBouncer (what docs/many-machines.md recommends), else directly."""
     database = f"bench_n_{number}"
-    _create_database(shared.postgres, database)
+    shared.postgres.create_database(database)
     folder.mkdir(parents=True)
     cluster = folder / "cluster.toml"
     pg = shared.postgres
@@ -404,10 +404,8 @@ def _pg_stats(case: Case) -> dict:
     its open connections, and the rows read by sequential scans of each table (pg_stat_user_tables)."""
     if case.database is None:
         return {}
-    import psycopg2
-
     pg, name = case.database
-    db = psycopg2.connect(host="127.0.0.1", port=pg.port, user=pg.user, password=pg.password, dbname=name)
+    db = pg.connect(name)
     try:
         cursor = db.cursor()
         cursor.execute(
@@ -434,17 +432,6 @@ def _pg_delta(before: dict, after: dict) -> dict:
     top = sorted(scans.items(), key=lambda item: -item[1][1])[:3]
     delta["seq_scans"] = {table: f"{n} scans, {r:,} rows" for table, (n, r) in top if r}
     return delta
-
-
-def _create_database(pg: Postgres, name: str) -> None:
-    import psycopg2
-
-    admin = psycopg2.connect(host="127.0.0.1", port=pg.port, user=pg.user, password=pg.password, dbname=pg.database)
-    admin.autocommit = True  # CREATE DATABASE runs outside a transaction
-    try:
-        admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    finally:
-        admin.close()
 
 
 # --- memory ----------------------------------------------------------------------------------------------

@@ -305,16 +305,9 @@ def postgres_dsn(postgres_server: Any) -> str:
     """A new, empty database on the session's Postgres server (libpq keywords, password included)."""
     import uuid
 
-    import psycopg2
-
     name = f"test_{uuid.uuid4().hex[:12]}"
     server = postgres_server
-    admin = psycopg2.connect(host="127.0.0.1", port=server.port, user=server.user, password=server.password, dbname=server.database)
-    admin.autocommit = True  # CREATE DATABASE runs outside a transaction
-    try:
-        admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    finally:
-        admin.close()
+    server.create_database(name)
     return f"host=127.0.0.1 port={server.port} dbname={name} user={server.user} password='{server.password}'"
 
 

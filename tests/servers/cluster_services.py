@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from glob import glob
 from pathlib import Path
+from typing import Any
 
 ACCESS_KEY, SECRET_KEY = "video-assets-test", "s3cret-for-tests-only"
 BUCKET = "video-assets"
@@ -47,6 +48,21 @@ class Postgres:
     user: str = "video_assets"
     password: str = "pg-pass-for-tests"
     database: str = "video_assets"
+
+    def connect(self, database: str | None = None) -> Any:
+        """A psycopg2 connection to `database` (the server's first one by default), as its superuser."""
+        import psycopg2
+
+        return psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, password=self.password,
+                                dbname=database or self.database)  # fmt: skip
+
+    def create_database(self, name: str) -> None:
+        admin = self.connect()
+        admin.autocommit = True  # CREATE DATABASE runs outside a transaction
+        try:
+            admin.cursor().execute(f'CREATE DATABASE "{name}"')
+        finally:
+            admin.close()
 
 
 @contextmanager
@@ -122,10 +138,7 @@ def pgbouncer(server: Postgres, logs: Path) -> Iterator[PgBouncer]:
 
 
 def _scram_secret(server: Postgres) -> str:
-    import psycopg2
-
-    with psycopg2.connect(host="127.0.0.1", port=server.port, user=server.user, password=server.password,
-                          dbname=server.database) as conn, conn.cursor() as cursor:  # fmt: skip
+    with server.connect() as conn, conn.cursor() as cursor:
         cursor.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (server.user,))
         return str(cursor.fetchone()[0])
 

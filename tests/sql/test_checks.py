@@ -19,6 +19,15 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, tuple[bool, in
     return {c.check_name: (c.passed, c.metadata["offending_rows"].value) for c in result.get_asset_check_evaluations()}
 
 
+def sql_models(tmp_path, files: dict[str, str]):
+    """A folder of SQL models (and their .yml) for definitions of their own."""
+    sql_dir = tmp_path / "sql"
+    sql_dir.mkdir()
+    for name, text in files.items():
+        (sql_dir / name).write_text(text)
+    return sql_dir
+
+
 def test_a_detection_without_its_frame_fails_the_check_and_the_run(defs, write_video, build_sql) -> None:
     write_video("good-000000000001", frames=5, detections_on=[1, 2])
     write_video("orphan-000000000002", frames=3, detections_on=[7, 8, 8])  # frames 7, 8 do not exist
@@ -47,11 +56,11 @@ def test_empty_warehouse_fails_row_count(defs, build_sql) -> None:
 
 
 def test_a_failed_blocking_check_stops_downstream_models(tmp_path, build_sql) -> None:
-    sql_dir = tmp_path / "sql"
-    sql_dir.mkdir()
-    (sql_dir / "upstream.sql").write_text("-- Two rows with the same id.\nselect 1 as id union all select 1")
-    (sql_dir / "upstream.yml").write_text("checks:\n  unique: [id]\n  not_null: [id]\n")
-    (sql_dir / "downstream.sql").write_text("select count(*) as n from {{ ref('upstream') }}")
+    sql_dir = sql_models(tmp_path, {
+        "upstream.sql": "-- Two rows with the same id.\nselect 1 as id union all select 1",
+        "upstream.yml": "checks:\n  unique: [id]\n  not_null: [id]\n",
+        "downstream.sql": "select count(*) as n from {{ ref('upstream') }}",
+    })
     defs = build_definitions(Settings(home=tmp_path / "home", sql_dir=sql_dir))
     result = build_sql(defs)
     assert check_results(result) == {"unique_id": (False, 1), "not_null_id": (True, 0)}
@@ -63,11 +72,11 @@ def test_a_failed_blocking_check_stops_downstream_models(tmp_path, build_sql) ->
 
 def test_a_model_that_fails_stops_only_the_models_reading_it(tmp_path, build_sql) -> None:
     """All models build in one step: a broken one fails the run after the others are published."""
-    sql_dir = tmp_path / "sql"
-    sql_dir.mkdir()
-    (sql_dir / "broken.sql").write_text("select no_such_column from (select 1 as id)")
-    (sql_dir / "reads_broken.sql").write_text("select count(*) as n from {{ ref('broken') }}")
-    (sql_dir / "fine.sql").write_text("select 42 as answer")
+    sql_dir = sql_models(tmp_path, {
+        "broken.sql": "select no_such_column from (select 1 as id)",
+        "reads_broken.sql": "select count(*) as n from {{ ref('broken') }}",
+        "fine.sql": "select 42 as answer",
+    })
     settings = Settings(home=tmp_path / "home", sql_dir=sql_dir)
     result = build_sql(build_definitions(settings))
     assert not result.success
