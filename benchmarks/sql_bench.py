@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent)]
 
-from video_assets.predictions.schema import DETECTIONS, FRAMES, VIDEOS  # noqa: E402
+from video_assets.predictions.schema import DETECTIONS, FRAMES, LINE_COUNT, VIDEOS  # noqa: E402
 from video_assets.settings import Settings  # noqa: E402
 from video_assets.sql.assets import SQL_GROUP  # noqa: E402
 
@@ -190,6 +190,7 @@ def _write_video(settings: Settings, video_id: str, recorded: datetime, frames: 
                for c, z in zip(crossings, rng.integers(0, 3, frames), strict=True)]
     _write(settings, "frames", video_id, pa.table({
         **common, "detection_count": np.full(frames, BOXES_PER_FRAME, np.int32), "outputs": outputs, **lineage,
+        "line_counts": _line_counts({"line_count_in": crossings, "line_count_out": crossings // 2}),
     }, schema=FRAMES))
     n = frames * BOXES_PER_FRAME
     every_box = np.repeat(np.arange(frames), BOXES_PER_FRAME)
@@ -211,6 +212,21 @@ def _write_video(settings: Settings, video_id: str, recorded: datetime, frames: 
         "recorded_at": recorded, "frames_expected": frames, "frames_processed": frames, "processed_at": recorded,
         "workflow_version": "inline:bench", "backend": "self_hosted",
     }], schema=VIDEOS))
+
+
+def _line_counts(totals: dict[str, np.ndarray]) -> pa.Array:
+    """The frames' line_counts, as the writers count them (storage.LineCounters): each frame's total minus
+    the previous frame's (the generated totals never fall)."""
+    names = sorted(totals)
+    frames = len(totals[names[0]])
+    interleaved = {  # frame by frame, counter by counter
+        "counter": np.tile(names, frames),
+        "total": np.stack([totals[n] for n in names], axis=1).ravel(),
+        "crossings": np.stack([np.diff(totals[n], prepend=0) for n in names], axis=1).ravel(),
+    }
+    offsets = pa.array(np.arange(frames + 1, dtype=np.int32) * len(names))
+    counts = pa.StructArray.from_arrays([pa.array(v) for v in interleaved.values()], fields=list(LINE_COUNT))
+    return pa.ListArray.from_arrays(offsets, counts)
 
 
 def _constant(value: str, n: int) -> pa.Array:

@@ -23,6 +23,7 @@ published warehouse, previews and track snapshots) goes through this module:
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -164,10 +165,56 @@ def sweep_stale_temps(folder: Path, older_than_s: float) -> None:
             pass
 
 
+class LineCounters:
+    """The workflow's cumulative line counters (scalar outputs named *count_in / *count_out, as
+    line_counter's count_in and count_out) frame after frame: each frame's crossings are its total minus
+    the previous frame's, or its total when it fell below that (the counter restarted with its worker).
+
+    Counted when frames are written, so that the SQL models read crossings instead of parsing every
+    frame's outputs and ordering all of a camera's frames. One per video, or per camera for as long as
+    its worker runs: a camera's counters run on across its hours."""
+
+    def __init__(self) -> None:
+        self._previous: dict[str, int | None] = {}
+
+    def step(self, outputs: Mapping[str, Any]) -> list[dict[str, Any]]:
+        counts = []
+        for counter in sorted(k for k in outputs if k.endswith(("count_in", "count_out"))):
+            total, previous = _whole_number(outputs[counter]), self._previous.get(counter)
+            crossings = None if total is None else total - (previous or 0)
+            if crossings is not None and crossings < 0:
+                crossings = total
+            counts.append({"counter": counter, "total": total, "crossings": crossings})
+            self._previous[counter] = total
+        return counts
+
+
+def _whole_number(value: Any) -> int | None:
+    """What the SQL's try_cast(<the JSON value as text> AS BIGINT) gives: a number rounded half away from
+    zero, or None (true, text that is not a number, a list)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return int(math.copysign(math.floor(abs(value) + 0.5), value))
+    return None
+
+
 def frame_rows(
-    video_id: str, source: str, frame: FramePrediction, frame_ts: datetime | int, identity: BackendIdentity
+    video_id: str,
+    source: str,
+    frame: FramePrediction,
+    frame_ts: datetime | int,
+    identity: BackendIdentity,
+    counters: LineCounters,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The `detections` rows and the `frames` row of one processed frame."""
+    """The `detections` rows and the `frames` row of one processed frame (`counters`: of its video or camera)."""
     common = {
         "video_id": video_id,
         "source": source,
@@ -179,7 +226,12 @@ def frame_rows(
     }
     detections = [{**common, **det.__dict__} for det in frame.detections]
     outputs = json.dumps(frame.outputs, sort_keys=True)
-    return detections, {**common, "detection_count": len(frame.detections), "outputs": outputs}
+    return detections, {
+        **common,
+        "detection_count": len(frame.detections),
+        "outputs": outputs,
+        "line_counts": counters.step(frame.outputs),
+    }
 
 
 def video_row(

@@ -45,12 +45,24 @@ DETECTIONS = pa.schema(
     ]
 )
 
+# One cumulative line counter read on a frame (outputs named *count_in / *count_out): its total and the
+# crossings since the previous frame, counted when the frame is written (storage.LineCounters).
+LINE_COUNT = pa.struct(
+    [
+        pa.field("counter", pa.string(), nullable=False),
+        pa.field("total", pa.int64()),  # NULL if the output was not a whole number
+        pa.field("crossings", pa.int64()),
+    ]
+)
+
 FRAMES = pa.schema(
     [
         *_FRAME_COLUMNS,
         pa.field("detection_count", pa.int32(), nullable=False),
         pa.field("outputs", pa.string(), nullable=False),  # JSON object of the workflow's scalar outputs
         *_LINEAGE_COLUMNS,
+        # Last, and NULL in files written before it existed (line_crossing_steps computes those from outputs).
+        pa.field("line_counts", pa.list_(LINE_COUNT)),
     ]
 )
 

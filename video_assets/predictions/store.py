@@ -78,7 +78,7 @@ class PredictionStore(dg.ConfigurableResource):
         """SQL for the table (of the videos whose id matches the glob `videos`) as a relation; typed
         and empty while no such video has been processed."""
         if self._has_files(table, videos):
-            return _parquet_sql([self.glob(table, videos)])
+            return _parquet_sql(table, [self.glob(table, videos)])
         return _empty_sql(table)
 
     def _has_files(self, table: str, videos: str) -> bool:
@@ -102,12 +102,15 @@ class PredictionStore(dg.ConfigurableResource):
 
     def files_relation_sql(self, table: str, files: Sequence[str]) -> str:
         """SQL for the table read from these files only (the videos an incremental build needs)."""
-        return _parquet_sql(files) if files else _empty_sql(table)
+        return _parquet_sql(table, files) if files else _empty_sql(table)
 
 
-def _parquet_sql(paths: Sequence[str]) -> str:
+def _parquet_sql(table: str, paths: Sequence[str]) -> str:
+    """Every column of the table's schema: one added since some files were written reads as NULL in them
+    (union_by_name does that across the files; the empty typed relation, when none of them has it)."""
     quoted = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
-    return f"read_parquet([{quoted}], union_by_name = true, hive_partitioning = false)"
+    files = f"read_parquet([{quoted}], union_by_name = true, hive_partitioning = false)"
+    return f"(SELECT * FROM {files} UNION ALL BY NAME {_empty_sql(table)})"
 
 
 def _empty_sql(table: str) -> str:

@@ -17,7 +17,7 @@ from video_assets.backends.base import BackendIdentity, FramePrediction
 from video_assets.failures import VideoError
 from video_assets.ingest.probe import VideoProbe
 from video_assets.predictions.schema import TABLES
-from video_assets.storage import Store, frame_rows, table_key, video_row
+from video_assets.storage import LineCounters, Store, frame_rows, table_key, video_row
 
 STALE_TEMP_S = 24 * 3600  # a temporary file this old was left by a killed run
 
@@ -62,6 +62,7 @@ class PredictionWriter:
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._rows: dict[str, list[dict]] = {"detections": [], "frames": []}
         self._last_frame_idx = -1
+        self._line_counters = LineCounters()
         self.frames_processed = 0
         self.detections = 0
         self._tracks: set[int] = set()
@@ -82,7 +83,9 @@ class PredictionWriter:
             )
         self._last_frame_idx = frame.frame_idx
         frame_ts = self._base_ts_us + round(frame.time_offset_s * 1_000_000)
-        detection_rows, frame_row = frame_rows(self.video.video_id, self.video.source, frame, frame_ts, self.identity)
+        detection_rows, frame_row = frame_rows(
+            self.video.video_id, self.video.source, frame, frame_ts, self.identity, self._line_counters
+        )
         self._rows["detections"].extend(detection_rows)
         self._rows["frames"].append(frame_row)
         for det in frame.detections:

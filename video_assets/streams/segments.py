@@ -38,7 +38,7 @@ from video_assets.backends.base import BackendIdentity, Detection, FramePredicti
 from video_assets.predictions.schema import CAMERA_TABLES, TABLES
 from video_assets.previews.render import crop_with_margin, snapshot_jpeg, thumbnail_jpeg
 from video_assets.previews.tracks import best_key
-from video_assets.storage import frame_rows, new_token, publish_folder, sweep_stale_temps, temp_path
+from video_assets.storage import LineCounters, frame_rows, new_token, publish_folder, sweep_stale_temps, temp_path
 from video_assets.streams.store import (
     SEGMENT_MARKER,
     CameraStore,
@@ -131,6 +131,7 @@ class SegmentRecorder:
         self._next_idx: dict[datetime, int] = {}
         self._uncommitted: list[_OpenSegment] = []  # closed, waiting to be written (retried if writing fails)
         self._last_thumbnail: datetime | None = None
+        self._line_counters = LineCounters()  # they run on across the camera's hours, until its worker restarts
         self.publish_error: str | None = None  # why the last publishing failed; None once it succeeds
 
     def add_frame(
@@ -154,7 +155,9 @@ class SegmentRecorder:
             offset = (received_at - segment.window) / timedelta(microseconds=1) / 1_000_000
             frame = FramePrediction(frame_idx, offset, detections, outputs)
             video_id = camera_video_id(self.camera, segment.window)
-            detection_rows, frame_row = frame_rows(video_id, self.camera, frame, received_at, self.identity)
+            detection_rows, frame_row = frame_rows(
+                video_id, self.camera, frame, received_at, self.identity, self._line_counters
+            )
             segment.detections.extend(detection_rows)
             segment.frames.append(frame_row)
             segment.dropped += dropped_before
