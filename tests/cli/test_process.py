@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -146,3 +147,37 @@ def test_a_full_queue_folder_fails_the_run_with_the_folder_and_the_cause(tmp_pat
     line = summary_lines(done.stdout)["inbox/empty_hallway.mp4"]
     assert " failed " in line
     assert f"The run queue ({queue}) did not take the run: [Errno 28] No space left on device" in line
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_process_stops_what_it_started_and_fails_the_run_in_progress(
+    tmp_path: Path, samples_dir: Path, processes_using, stop
+) -> None:
+    home = tmp_path / "home"
+    inbox = Settings(home=home).inbox
+    inbox.mkdir(parents=True)
+    shutil.copy2(samples_dir / "two_walkers.mp4", inbox / "two_walkers.mp4")
+    env = {**os.environ, "VIDEO_ASSETS_HOME": str(home), "VIDEO_ASSETS_SENSOR_INTERVAL": "1"}
+    cli = subprocess.Popen([CLI, "process"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    dagster_home = Settings(home=home).dagster_home
+    deadline = time.monotonic() + 180
+    try:
+        while not (dagster_home / "dagster.yaml").exists():
+            assert cli.poll() is None and time.monotonic() < deadline, cli.stdout.read()
+            time.sleep(0.2)
+        with dg.DagsterInstance.local_temp(str(dagster_home)) as instance:
+            while not instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+                assert cli.poll() is None and time.monotonic() < deadline, cli.stdout.read()
+                time.sleep(0.2)
+            cli.send_signal(stop)
+            stopped_at = time.monotonic()
+            assert cli.wait(timeout=15) == 130
+            assert time.monotonic() - stopped_at < 10
+            assert "interrupted; the daemon and run workers it started are stopped" in cli.stdout.read()
+            time.sleep(0.5)
+            assert processes_using(home) == []
+            [run] = instance.get_runs()
+            assert run.status == dg.DagsterRunStatus.FAILURE  # the nightly backfill re-runs it
+    finally:
+        if cli.poll() is None:
+            cli.kill()

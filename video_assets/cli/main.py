@@ -61,12 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"video-assets: {exc}", file=sys.stderr)
         return 2
-    if args.command == "demo":
-        return demo(settings)
-    if args.command == "process":
-        from video_assets.cli.process import process as run_process
+    if args.command in ("demo", "process"):
+        stop_services_on_sigterm()
+        try:
+            if args.command == "demo":
+                return demo(settings)
+            from video_assets.cli.process import process as run_process
 
-        return run_process(settings, settle_timeout_s=args.settle_timeout)
+            return run_process(settings, settle_timeout_s=args.settle_timeout)
+        except KeyboardInterrupt:
+            print(f"video-assets {args.command}: interrupted; the daemon and run workers it started are stopped", file=sys.stderr)
+            return 130
     if args.command == "sql":
         from video_assets.cli.query import run_query
 
@@ -92,6 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "model":
         return model_cli.run(settings, args)
     return dev_server(settings, dagster_args)
+
+
+def stop_services_on_sigterm() -> None:
+    """SIGTERM stops `process` and `demo` as Ctrl-C does, through the code that stops the daemon and the
+    run workers they started and fails the runs in progress (Python's default ends the process at once
+    and leaves them running)."""
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def demo(settings: Settings) -> int:
