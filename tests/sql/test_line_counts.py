@@ -8,11 +8,12 @@ import random
 from datetime import timedelta
 
 import duckdb
+
 from video_assets.predictions.store import PredictionStore
+from video_assets.settings import Settings
 from video_assets.sql.defs import sql_variables
 from video_assets.sql.incremental import render
 from video_assets.sql.models import load_models
-from video_assets.settings import Settings
 from video_assets.storage import LineCounters
 
 

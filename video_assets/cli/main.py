@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_process(settings, settle_timeout_s=args.settle_timeout)
         except KeyboardInterrupt:
-            print(f"video-assets {args.command}: interrupted; the daemon and run workers it started are stopped", file=sys.stderr)
+            print(
+                f"video-assets {args.command}: interrupted; the daemon and run workers it started are stopped",
+                file=sys.stderr,
+            )
             return 130
     if args.command == "sql":
         from video_assets.cli.query import run_query
