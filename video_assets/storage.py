@@ -12,7 +12,7 @@ published warehouse, previews and track snapshots) goes through this module:
 - `write_folder` publishes a folder of small files (pictures) whole, by one directory rename; a new
   version goes under a new name and `remove_other_versions` drops the ones it replaced.
 - `frame_rows` and `video_row` build the rows of the `detections`, `frames` and `videos` tables, for
-  files and cameras alike.
+  files and cameras alike (`LineCounters` turns each frame's line counter totals into crossings).
 - `Store` is where a tree of data lives: a local folder on one machine (`LocalStore`), an S3 bucket
   prefix on many (`ObjectStore`, through fsspec's s3fs). Writers write local files and publish them
   whole: a rename locally; on S3, which has no rename, one PUT or a completed multipart upload (s3fs
