@@ -86,3 +86,20 @@ def test_a_killed_run_process_fails_its_run_only_and_is_retried(cluster, long_cl
     rerun = cluster.wait_for_end(after)
     assert rerun.status == dg.DagsterRunStatus.SUCCESS
     assert cluster.worker_pid(rerun.run_id) != killed_pid  # the dead process was replaced
+
+
+def test_a_run_waiting_behind_another_can_be_canceled_and_never_runs(cluster, long_clip, tmp_path) -> None:
+    """On one machine a second run waits in Celery behind each worker process's run (STARTING)."""
+    busy = [cluster.drop(another_copy(long_clip, tmp_path / f"busy{i}.mp4"), f"busy{i}.mp4") for i in range(WORKERS)]
+    for key in busy:
+        wait_until_predicting(cluster, key)
+    waiting = cluster.drop(another_copy(long_clip, tmp_path / "waiting.mp4"), "waiting.mp4")
+    run = cluster.wait_for_status(waiting, {dg.DagsterRunStatus.STARTING})
+
+    assert cluster.instance.run_coordinator.cancel_run(run.run_id)
+    ended = cluster.wait_for_end(waiting, timeout_s=120)  # CANCELING, then CANCELED by run monitoring
+
+    assert ended.status == dg.DagsterRunStatus.CANCELED
+    assert not cluster.instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_START).records
+    assert states(cluster)[waiting].status == "given_up"
+    assert all(cluster.wait_for_end(key).status == dg.DagsterRunStatus.SUCCESS for key in busy)
