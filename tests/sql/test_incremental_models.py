@@ -126,15 +126,15 @@ def test_a_failed_data_test_keeps_failing_until_the_video_is_fixed(tmp_path, ins
                                 resources=defs.resources, raise_on_error=False)
         return {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
 
-    assert build()["every_detection_has_its_frame"]
+    assert build()["detections_match_frames"]
     bad = settings.predictions_dir / "frames" / "video_id=good.mp4-000000000001" / "part-0.parquet"
     frames = pq.read_table(bad).to_pylist()
     videos.write("good.mp4-000000000001", {"frames": frames[:1]})  # a re-run that lost frames, not detections
-    assert not build()["every_detection_has_its_frame"]
+    assert not build()["detections_match_frames"]
     videos.file_video("other.mp4-000000000002")  # the next build is about another video...
-    assert not build()["every_detection_has_its_frame"]  # ...and still tests the broken one
+    assert not build()["detections_match_frames"]  # ...and still tests the broken one
     videos.write("good.mp4-000000000001", {"frames": frames})
-    assert build()["every_detection_has_its_frame"]
+    assert build()["detections_match_frames"]
 
 
 def test_full_refresh_run_config_rebuilds_every_model(tmp_path, instance, parquet_videos) -> None:

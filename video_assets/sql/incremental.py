@@ -11,9 +11,9 @@ hour, of every video). A build
 3. reads only the videos those partitions need (for a bucket: every video whose frames overlap it,
    plus the n hours of the same camera before each camera hour), deletes the partitions and inserts them
    recomputed, in the caller's transaction, with the record of what it built.
-This equals a full rebuild when a time-partitioned model's field is date_trunc(granularity, frame_ts)
-of the frames or detections each row aggregates, and, with `lookback`, when a window reaches back no
-further than the previous hour of the same camera (a camera's hours do not overlap, and each carries
+This equals a full rebuild when a time-partitioned model's field is the UTC bucket of frame_ts
+(time_bucket(interval 1 <granularity>, frame_ts), or date_trunc in UTC) of the frames or detections
+each row aggregates, and, with `lookback`, when a window reaches back no further than the previous hour of the same camera (a camera's hours do not overlap, and each carries
 the counters its next hour continues; a file's window stays within the file).
 A full refresh (asked for, the first build, a changed SQL or config, a lost table) rebuilds the table
 from all the Parquet, as a table model is built, and records every video.

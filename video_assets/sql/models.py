@@ -63,7 +63,7 @@ class SqlModelError(ValueError):
 class Partitioning:
     """The rows an incremental build replaces together: one video's, or one time bucket's."""
 
-    field: str  # video_id, or a timestamp column of the model: date_trunc(granularity, frame_ts)
+    field: str  # video_id, or a timestamp column of the model: the UTC bucket of frame_ts
     granularity: str | None = None  # None: partitions are videos
     lookback: int = 0  # hours of the same camera read before each camera hour, for windows across its hours
 
