@@ -54,6 +54,20 @@ def test_missing_frames_file_and_wrong_counts_are_caught(settings, defs, write_v
     assert "| noframes-000000000002 | 0 |  | 1 |" in sample  # a box on a frame the frames table lacks
 
 
+def test_a_box_count_moved_between_frames_is_caught(settings, defs, write_video, build_sql) -> None:
+    """The video's totals agree (3 boxes, counts summing to 3): only the per-frame comparison tells."""
+    write_video("moved-000000000001", frames=4, detections_on=[0, 1, 1])
+    bad = settings.predictions_dir / "frames" / "video_id=moved-000000000001" / "part-0.parquet"
+    rows = pq.read_table(bad).to_pylist()
+    rows[0]["detection_count"], rows[2]["detection_count"] = 0, 1  # frame 0's box counted on frame 2
+    pq.write_table(pa.Table.from_pylist(rows, schema=FRAMES), bad)
+    result = build_sql(defs, "video_summary")
+    assert check_results(result)["detections_match_frames"] == (False, 2)
+    [evaluation] = [c for c in result.get_asset_check_evaluations() if c.check_name == "detections_match_frames"]
+    assert "| moved-000000000001 | 0 | 0 | 1 |" in evaluation.metadata["sample"].value
+    assert "| moved-000000000001 | 2 | 1 | 0 |" in evaluation.metadata["sample"].value
+
+
 def test_empty_warehouse_fails_row_count(defs, build_sql) -> None:
     checks = check_results(build_sql(defs, "video_summary"))
     assert checks["row_count_min"] == (False, 1)
