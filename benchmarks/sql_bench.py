@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent)]
 
-from video_assets.predictions.schema import DETECTIONS, FRAMES, LINE_COUNT, VIDEOS  # noqa: E402
+from video_assets.predictions.schema import CLASS_COUNT, DETECTIONS, FRAMES, LINE_COUNT, VIDEOS  # noqa: E402
 from video_assets.settings import Settings  # noqa: E402
 from video_assets.sql.assets import SQL_GROUP  # noqa: E402
 
@@ -188,16 +188,13 @@ def _write_video(settings: Settings, video_id: str, recorded: datetime, frames: 
     lineage = {"workflow_version": _constant("inline:bench", frames), "backend": _constant("self_hosted", frames)}
     outputs = [f'{{"line_count_in": {c}, "line_count_out": {c // 2}, "zone_occupancy": {z}}}'
                for c, z in zip(crossings, rng.integers(0, 3, frames), strict=True)]
-    _write(settings, "frames", video_id, pa.table({
-        **common, "detection_count": np.full(frames, BOXES_PER_FRAME, np.int32), "outputs": outputs, **lineage,
-        "line_counts": _line_counts({"line_count_in": crossings, "line_count_out": crossings // 2}),
-    }, schema=FRAMES))
     n = frames * BOXES_PER_FRAME
     every_box = np.repeat(np.arange(frames), BOXES_PER_FRAME)
+    is_person = rng.random(n) < 0.7
     detections = {
         **{name: pc.take(column if isinstance(column, pa.Array) else pa.array(column), every_box)
            for name, column in common.items()},
-        "class_name": pa.array(np.where(rng.random(n) < 0.7, "person", "car")),
+        "class_name": pa.array(np.where(is_person, "person", "car")),
         "class_id": pa.array(rng.integers(0, 2, n, dtype=np.int32)),
         "confidence": pa.array(rng.random(n, dtype=np.float32)),
         "x": pa.array(rng.random(n, dtype=np.float32) * 1280), "y": pa.array(rng.random(n, dtype=np.float32) * 720),
@@ -205,6 +202,14 @@ def _write_video(settings: Settings, video_id: str, recorded: datetime, frames: 
         "tracker_id": pa.array(frame_idx.repeat(BOXES_PER_FRAME) // 150 * 2 + np.tile([0, 1], frames)),
         "workflow_version": _constant("inline:bench", n), "backend": _constant("self_hosted", n),
     }
+    _write(settings, "frames", video_id, pa.table({
+        **common, "detection_count": np.full(frames, BOXES_PER_FRAME, np.int32), "outputs": outputs, **lineage,
+        "line_counts": _line_counts({"line_count_in": crossings, "line_count_out": crossings // 2}),
+        "class_counts": _class_counts(is_person.reshape(frames, BOXES_PER_FRAME)),
+        # each frame's two boxes have distinct tracker ids, ascending
+        "tracker_ids": pa.ListArray.from_arrays(pa.array(np.arange(frames + 1, dtype=np.int32) * BOXES_PER_FRAME),
+                                                detections["tracker_id"]),
+    }, schema=FRAMES))
     _write(settings, "detections", video_id, pa.table(detections, schema=DETECTIONS))
     _write(settings, "videos", video_id, pa.Table.from_pylist([{
         "video_id": video_id, "source": source, "file": f"{video_id}.mp4", "sha256": "0" * 64, "bytes": 1,
@@ -227,6 +232,19 @@ def _line_counts(totals: dict[str, np.ndarray]) -> pa.Array:
     offsets = pa.array(np.arange(frames + 1, dtype=np.int32) * len(names))
     counts = pa.StructArray.from_arrays([pa.array(v) for v in interleaved.values()], fields=list(LINE_COUNT))
     return pa.ListArray.from_arrays(offsets, counts)
+
+
+def _class_counts(is_person: np.ndarray) -> pa.Array:
+    """The frames' class_counts, as the writers count them (storage.frame_rows): per frame, its boxes per class,
+    by class name (car before person). `is_person`: one row per frame, one column per box."""
+    people = is_person.sum(axis=1)
+    classes = [(people < is_person.shape[1], "car", is_person.shape[1] - people), (people > 0, "person", people)]
+    per_frame = np.stack([present for present, _, _ in classes], axis=1)  # frame x class: any box of it?
+    names = np.tile([name for _, name, _ in classes], len(people))[per_frame.ravel()]
+    boxes = np.stack([count for _, _, count in classes], axis=1).ravel()[per_frame.ravel()]
+    offsets = np.concatenate([[0], np.cumsum(per_frame.sum(axis=1))]).astype(np.int32)
+    counts = pa.StructArray.from_arrays([pa.array(names), pa.array(boxes.astype(np.int32))], fields=list(CLASS_COUNT))
+    return pa.ListArray.from_arrays(pa.array(offsets), counts)
 
 
 def _constant(value: str, n: int) -> pa.Array:

@@ -12,7 +12,8 @@ published warehouse, previews and track snapshots) goes through this module:
 - `write_folder` publishes a folder of small files (pictures) whole, by one directory rename; a new
   version goes under a new name and `remove_other_versions` drops the ones it replaced.
 - `frame_rows` and `video_row` build the rows of the `detections`, `frames` and `videos` tables, for
-  files and cameras alike (`LineCounters` turns each frame's line counter totals into crossings).
+  files and cameras alike (`LineCounters` turns each frame's line counter totals into crossings;
+  `frame_tallies` counts its boxes per class and lists its tracks).
 - `Store` is where a tree of data lives: a local folder on one machine (`LocalStore`), an S3 bucket
   prefix on many (`ObjectStore`, through fsspec's s3fs). Writers write local files and publish them
   whole: a rename locally; on S3, which has no rename, one PUT or a completed multipart upload (s3fs
@@ -30,6 +31,7 @@ import tempfile
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -214,7 +216,9 @@ def frame_rows(
     identity: BackendIdentity,
     counters: LineCounters,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The `detections` rows and the `frames` row of one processed frame (`counters`: of its video or camera)."""
+    """The `detections` rows and the `frames` row of one processed frame (`counters`: of its video or camera).
+    The frame row also tallies its boxes (frame_tallies), so that the SQL models count frames per class or
+    per track from the frames, not by grouping every box by frame."""
     common = {
         "video_id": video_id,
         "source": source,
@@ -231,6 +235,16 @@ def frame_rows(
         "detection_count": len(frame.detections),
         "outputs": outputs,
         "line_counts": counters.step(frame.outputs),
+        **frame_tallies([(det.class_name, det.tracker_id) for det in frame.detections]),
+    }
+
+
+def frame_tallies(boxes: list[tuple[str, int | None]]) -> dict[str, list]:
+    """A frame's `class_counts` (its boxes per class, by name) and `tracker_ids` (distinct, ascending), from
+    its boxes' (class_name, tracker_id)."""
+    return {
+        "class_counts": [{"class_name": name, "boxes": n} for name, n in sorted(Counter(c for c, _ in boxes).items())],
+        "tracker_ids": sorted({tracker for _, tracker in boxes if tracker is not None}),
     }
 
 

@@ -55,6 +55,19 @@ def test_committed_tables_hold_every_frame(tmp_path: Path) -> None:
     assert pq.read_table(summary.files["videos"]).to_pylist()[0]["frames_processed"] == 300
 
 
+def test_each_frame_counts_its_boxes_per_class_and_lists_its_tracks(tmp_path: Path) -> None:
+    boxes = [Detection("person", 0, 0.9, 1.0, 2.0, 3.0, 4.0, tracker_id=9), Detection("car", 2, 0.8, 1.0, 2.0, 3.0, 4.0),
+             Detection("person", 0, 0.7, 1.0, 2.0, 3.0, 4.0, tracker_id=4), Detection("person", 0, 0.6, 1.0, 2.0, 3.0, 4.0,
+                                                                                      tracker_id=9)]
+    with PredictionWriter(LocalStore(tmp_path), probe(), IDENTITY) as writer:
+        writer.add_frame(FramePrediction(0, 0.0, tuple(boxes), {}))
+        writer.add_frame(FramePrediction(1, 0.1, (), {}))
+        frames = pq.read_table(writer.commit().files["frames"]).to_pylist()
+    assert frames[0]["class_counts"] == [{"class_name": "car", "boxes": 1}, {"class_name": "person", "boxes": 3}]
+    assert frames[0]["tracker_ids"] == [4, 9]  # distinct, ascending; the untracked car is not listed
+    assert (frames[1]["class_counts"], frames[1]["tracker_ids"]) == ([], [])  # counted: nothing, not NULL
+
+
 def test_an_exception_mid_write_leaves_nothing_visible_and_the_old_version_intact(tmp_path: Path) -> None:
     with PredictionWriter(LocalStore(tmp_path), probe(), IDENTITY) as writer:
         for i in range(10):

@@ -28,7 +28,7 @@ from video_assets.predictions.store import PredictionStore
 from video_assets.sql.assets import build_model
 from video_assets.sql.incremental import render
 from video_assets.sql.warehouse import Warehouse
-from video_assets.storage import LineCounters
+from video_assets.storage import LineCounters, frame_tallies
 
 
 @pytest.fixture
@@ -78,8 +78,8 @@ class Videos:
         start = START + timedelta(seconds=rng.randrange(6 * 3600))
         frames = rng.randrange(5, 80)
         source = rng.choice(["inbox", "dock"])
-        # Half the files carry line_counts as the writers count them; the others (and camera hours) are
-        # as files written before that column existed, whose crossings line_crossing_steps computes itself.
+        # Half the files carry line_counts, class_counts and tracker_ids as the writers write them; the others
+        # (and camera hours) are as files written before those columns existed, which the models count themselves.
         counted = zlib.crc32(video_id.encode()) % 2 == 0
         self.write(video_id, self.tables(video_id, source, start, fps, frames, total=0, counted=counted))
 
@@ -126,8 +126,10 @@ class Videos:
                     "tracker_id": rng.choice([None, 1, 2, 3, 4]),
                 })
             outputs = {"line_count_in": total, "line_count_out": total // 2, "zone_occupancy": rng.randrange(3)}
+            frame_boxes = detection_rows[len(detection_rows) - boxes:]
             frame_rows.append({**at, "detection_count": boxes, "outputs": json.dumps(outputs),
-                               "line_counts": counters.step(outputs) if counters else None})
+                               "line_counts": counters.step(outputs) if counters else None,
+                               **(frame_tallies([(b["class_name"], b["tracker_id"]) for b in frame_boxes]) if counted else {})})
         video = {
             **common, "file": f"{video_id}.mp4", "sha256": "0" * 64, "bytes": 1, "duration_s": frames / fps,
             "fps": fps, "width": 64, "height": 64, "rotation": 0, "codec": "h264", "recorded_at": start, "frames_expected": frames,

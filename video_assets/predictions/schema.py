@@ -55,14 +55,22 @@ LINE_COUNT = pa.struct(
     ]
 )
 
+# The boxes of one class on a frame, counted when the frame is written (storage.frame_tallies).
+CLASS_COUNT = pa.struct(
+    [pa.field("class_name", pa.string(), nullable=False), pa.field("boxes", pa.int32(), nullable=False)]
+)
+
 FRAMES = pa.schema(
     [
         *_FRAME_COLUMNS,
         pa.field("detection_count", pa.int32(), nullable=False),
         pa.field("outputs", pa.string(), nullable=False),  # JSON object of the workflow's scalar outputs
         *_LINEAGE_COLUMNS,
-        # Last, and NULL in files written before it existed (line_crossing_steps computes those from outputs).
+        # Last, and NULL in files written before they existed (the SQL models then compute them from outputs
+        # and detections): what the models would otherwise group every box by frame for.
         pa.field("line_counts", pa.list_(LINE_COUNT)),
+        pa.field("class_counts", pa.list_(CLASS_COUNT)),  # by class name
+        pa.field("tracker_ids", pa.list_(pa.int64())),  # the distinct tracker ids of its boxes, ascending
     ]
 )
 
