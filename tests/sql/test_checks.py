@@ -81,7 +81,7 @@ def test_a_failed_blocking_check_stops_downstream_models(tmp_path, build_sql) ->
     })
     defs = build_definitions(Settings(home=tmp_path / "home", sql_dir=sql_dir))
     result = build_sql(defs)
-    assert check_results(result) == {"unique_id": (False, 1), "not_null_id": (True, 0)}
+    assert check_results(result) == {"unique_id": (False, 1), "not_null": (True, 0)}
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"upstream"}  # downstream was blocked
     graph = defs.resolve_asset_graph()

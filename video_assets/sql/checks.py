@@ -2,7 +2,7 @@
 
 ```yaml
 checks:
-  not_null: [video_id, frames_processed]      # no NULLs in these columns
+  not_null: [video_id, frames_processed]      # no NULLs in these columns (one check)
   unique: [[video_id], [source, file]]         # each column list is unique (a bare list = one key)
   accepted_values: {backend: "{{ var('backend_kinds') }}"}   # a list, or a variable the project defines
   row_count_min: 1                             # at least this many rows
@@ -63,10 +63,12 @@ def _resolve_vars(path: Path, arg: Any, variables: Mapping[str, list[Any]]) -> A
 
 
 def _not_null(columns: list[str]) -> list[SqlCheck]:
-    return [
-        SqlCheck(f"not_null_{c}", f"{c} is never NULL", f'select * from {{{{ this }}}} where "{c}" is null')
-        for c in columns
-    ]
+    """One check for all the columns: each check result is a few writes to the instance's event log (on
+    SQLite, 20-40 ms each), and the offending rows show which column is NULL."""
+    if isinstance(columns, str):
+        columns = [columns]
+    any_null = " or ".join(f'"{c}" is null' for c in columns)
+    return [SqlCheck("not_null", f"{', '.join(columns)} never NULL", f"select * from {{{{ this }}}} where {any_null}")]
 
 
 def _unique(keys: list[Any]) -> list[SqlCheck]:
