@@ -88,6 +88,18 @@ def test_a_failed_blocking_check_stops_downstream_models(tmp_path, build_sql) ->
     assert dg.AssetKey("upstream") in graph.get(dg.AssetKey("downstream")).parent_keys
 
 
+def test_not_null_is_one_check_over_its_columns(tmp_path, build_sql) -> None:
+    sql_dir = sql_models(tmp_path, {
+        "pairs.sql": "select 1 as a, null::int as b union all select null, 2 union all select 3, 4",
+        "pairs.yml": "checks:\n  not_null: [a, b]\n",
+    })
+    result = build_sql(build_definitions(Settings(home=tmp_path / "home", sql_dir=sql_dir)))
+    assert check_results(result) == {"not_null": (False, 2)}  # a row with either column NULL
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.description == "never NULL: a, b"
+    assert "| 1 |  |" in evaluation.metadata["sample"].value and "|  | 2 |" in evaluation.metadata["sample"].value
+
+
 def test_a_model_that_fails_stops_only_the_models_reading_it(tmp_path, build_sql) -> None:
     """All models build in one step: a broken one fails the run after the others are published."""
     sql_dir = sql_models(tmp_path, {

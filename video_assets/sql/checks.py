@@ -68,7 +68,7 @@ def _not_null(columns: list[str]) -> list[SqlCheck]:
     if isinstance(columns, str):
         columns = [columns]
     any_null = " or ".join(f'"{c}" is null' for c in columns)
-    return [SqlCheck("not_null", f"{', '.join(columns)} never NULL", f"select * from {{{{ this }}}} where {any_null}")]
+    return [SqlCheck("not_null", f"never NULL: {', '.join(columns)}", f"select * from {{{{ this }}}} where {any_null}")]
 
 
 def _unique(keys: list[Any]) -> list[SqlCheck]:

@@ -13,8 +13,9 @@ hour, of every video). A build
    recomputed, in the caller's transaction, with the record of what it built.
 This equals a full rebuild when a time-partitioned model's field is the UTC bucket of frame_ts
 (time_bucket(interval 1 <granularity>, frame_ts), or date_trunc in UTC) of the frames or detections
-each row aggregates, and, with `lookback`, when a window reaches back no further than the previous hour of the same camera (a camera's hours do not overlap, and each carries
-the counters its next hour continues; a file's window stays within the file).
+each row aggregates, and, with `lookback`, when a window reaches back no further than the previous
+hour of the same camera (a camera's hours do not overlap, and each carries the counters its next hour
+continues; a file's window stays within the file).
 A full refresh (asked for, the first build, a changed SQL or config, a lost table) rebuilds the table
 from all the Parquet, as a table model is built, and records every video.
 Data tests over sources alone read the same videos as the build (the rest passed when they were
