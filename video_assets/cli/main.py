@@ -137,7 +137,7 @@ def dev_server(settings: Settings, webserver_args: list[str]) -> int:
     from video_assets.runtime.instance import prepare_home
     from video_assets.runtime.services import ServiceError, local_services
 
-    prepare_home(settings)  # the instance is created by local_services, once the workers started
+    prepare_home(settings)  # the instance's storage is created by local_services, once the workers started
     if not {"-p", "--port"} & set(webserver_args):
         webserver_args = [*webserver_args, "--port", "3000"]
     if not {"-h", "--host"} & set(webserver_args):

@@ -116,14 +116,15 @@ def tick_retention(settings: Settings) -> dict[str, Any]:
 
 
 def prepare_environment(settings: Settings) -> None:
-    """Create the folders, point this process (and what it starts) at them, and create the instance."""
+    """Create the folders, write dagster.yaml, point this process (and what it starts) at them, and create
+    the instance's storage."""
     prepare_home(settings)
-    create_instance(settings)
+    create_instance_storage()
 
 
 def prepare_home(settings: Settings) -> None:
-    """Create the folders and point this process (and what it starts) at them; the instance is created
-    by create_instance."""
+    """Create the folders, write dagster.yaml, and point this process (and what it starts) at them; the
+    instance's storage is not touched (see create_instance_storage)."""
     for folder in (
         settings.inbox,
         settings.predictions_dir,
@@ -133,17 +134,16 @@ def prepare_home(settings: Settings) -> None:
     ):
         folder.mkdir(parents=True, exist_ok=True)
     prepare_folders(settings)
+    write_instance_yaml(settings)
     # What this process starts (daemon, workers, webserver) loads the same settings.
     os.environ["VIDEO_ASSETS_HOME"] = str(settings.home)
     os.environ["VIDEO_ASSETS_SENSOR_INTERVAL"] = str(settings.sensor_interval_s)
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
 
 
-def create_instance(settings: Settings) -> None:
-    """Write dagster.yaml and create (or migrate) the instance's storage at once, before the processes
-    that use it start: processes that create it at the same time can leave its SQLite schema version in
-    a state none of them can read (one that waits for dagster.yaml finds the storage being created)."""
-    write_instance_yaml(settings)
+def create_instance_storage() -> None:
+    """Create (or migrate) the instance's storage, once, before the processes that use it start: processes
+    that create it at the same time can leave its SQLite schema version in a state none of them can read."""
     with dg.DagsterInstance.get():
         pass
 

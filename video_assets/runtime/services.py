@@ -33,7 +33,7 @@ import dagster as dg
 import yaml
 
 from video_assets.runtime.celery import QUEUE, celery_folder
-from video_assets.runtime.instance import create_instance
+from video_assets.runtime.instance import create_instance_storage
 from video_assets.settings import REPO_DIR, Settings
 
 CODE_LOCATION_MODULE = "video_assets.definitions"
@@ -155,11 +155,11 @@ def local_services(settings: Settings, webserver_args: list[str] | None = None) 
             # On many machines the run workers are started on each machine with `video-assets worker`.
             if settings.cluster is None:
                 # First: they import `inference` (10 s) before they can take a run, and touch the
-                # instance only then, so it is created meanwhile.
+                # instance only then, so its storage is created meanwhile.
                 workers = run_workers(settings)
                 workers.start(env)
                 running.services.append(workers)
-            create_instance(settings)
+            create_instance_storage()
             code = code_server(settings, port := _free_port())
             code.start(env)
             running.services.append(code)
