@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -45,6 +47,18 @@ def wait_until_predicting(cluster, key: str) -> dg.DagsterRun:
             return run
         time.sleep(0.2)
     raise AssertionError(f"frame_predictions of {key} did not start")
+
+
+@contextmanager
+def paused(pids: list[int]) -> Iterator[None]:
+    """Worker processes stopped mid-video (SIGSTOP), so their runs last as long as the test needs."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
 
 
 def states(cluster) -> dict:
@@ -91,13 +105,13 @@ def test_a_killed_run_process_fails_its_run_only_and_is_retried(cluster, long_cl
 def test_a_run_waiting_behind_another_can_be_canceled_and_never_runs(cluster, long_clip, tmp_path) -> None:
     """On one machine a second run waits in Celery behind each worker process's run (STARTING)."""
     busy = [cluster.drop(another_copy(long_clip, tmp_path / f"busy{i}.mp4"), f"busy{i}.mp4") for i in range(WORKERS)]
-    for key in busy:
-        wait_until_predicting(cluster, key)
-    waiting = cluster.drop(another_copy(long_clip, tmp_path / "waiting.mp4"), "waiting.mp4")
-    run = cluster.wait_for_status(waiting, {dg.DagsterRunStatus.STARTING})
+    with paused([cluster.worker_pid(wait_until_predicting(cluster, key).run_id) for key in busy]):
+        # However slowly the sensor submits the next run, the busy ones cannot end before it arrives.
+        waiting = cluster.drop(another_copy(long_clip, tmp_path / "waiting.mp4"), "waiting.mp4")
+        run = cluster.wait_for_status(waiting, {dg.DagsterRunStatus.STARTING})
 
-    assert cluster.instance.run_coordinator.cancel_run(run.run_id)
-    ended = cluster.wait_for_end(waiting, timeout_s=120)  # CANCELING, then CANCELED by run monitoring
+        assert cluster.instance.run_coordinator.cancel_run(run.run_id)
+        ended = cluster.wait_for_end(waiting, timeout_s=120)  # CANCELING, then CANCELED by run monitoring
 
     assert ended.status == dg.DagsterRunStatus.CANCELED
     assert not cluster.instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_START).records
