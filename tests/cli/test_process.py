@@ -162,7 +162,9 @@ def test_stopping_process_stops_what_it_started_and_fails_the_run_in_progress(
     dagster_home = Settings(home=home).dagster_home
     deadline = time.monotonic() + 180
     try:
-        while not (dagster_home / "dagster.yaml").exists():
+        # Not dagster.yaml: the CLI writes it before it creates the instance's storage, and two processes that
+        # create that storage at once can corrupt it. The daemon is started only once the storage exists.
+        while not (Settings(home=home).logs_dir / "daemon.log").exists():
             assert cli.poll() is None and time.monotonic() < deadline, cli.stdout.read()
             time.sleep(0.2)
         with dg.DagsterInstance.local_temp(str(dagster_home)) as instance:
