@@ -47,6 +47,7 @@ class Recording:
     before_stop: dict
     final: dict
     down_at: datetime
+    noticed_at: datetime  # when the worker said the camera was down: after its last frame before the outage
     up_at: datetime
 
     @property
@@ -80,6 +81,7 @@ def record_through_an_outage(
         down_at = datetime.now(timezone.utc)
         go_down()
         process.wait_status(lambda s: s["state"] != "streaming", "the worker to notice the outage")
+        noticed_at = datetime.now(timezone.utc)
         time.sleep(OUTAGE_S)
         processed = process.status()["frames_processed"]
         up_at = datetime.now(timezone.utc)
@@ -92,7 +94,7 @@ def record_through_an_outage(
         )
         before_stop = process.status()
         exit_code = process.terminate()
-        return Recording(home, camera, exit_code, before_stop, process.status(), down_at, up_at)
+        return Recording(home, camera, exit_code, before_stop, process.status(), down_at, noticed_at, up_at)
     finally:
         process.kill()
 
@@ -157,7 +159,9 @@ def test_rtsp_camera_recovers_from_a_server_restart_and_records_the_gap(tmp_path
     assert len(outage) == 1, recording.table("camera_gaps")
     [gap] = outage
     assert gap["cause"] == "reconnect" and gap["reconnect_attempts"] >= 1
-    assert gap["gap_start"] <= recording.down_at + timedelta(seconds=0.5)
+    # Frames are stamped when decoded: on a loaded machine the decoder may still be seconds behind the
+    # server when it stops, so the last frame before the gap is bounded by the worker's notice, not the stop.
+    assert recording.down_at - timedelta(seconds=10) < gap["gap_start"] <= recording.noticed_at
     assert gap["duration_s"] == pytest.approx((gap["gap_end"] - gap["gap_start"]).total_seconds())
     stamps = [f["frame_ts"] for f in frames]
     i = stamps.index(gap["gap_start"])  # the gap runs from the last frame before it to the first after it
@@ -223,7 +227,7 @@ def test_hls_camera_recovers_and_accounts_for_every_frame(hls_recording) -> None
     assert hls_recording.final["frames_dropped"] > 0  # max_fps 10 on a 15 fps camera
     gaps = [g for g in hls_recording.table("camera_gaps") if g["gap_end"] >= hls_recording.up_at]
     assert [g["cause"] for g in gaps] == ["reconnect"]
-    assert gaps[0]["gap_start"] <= hls_recording.down_at + timedelta(seconds=1.5)  # an HLS segment is 1 s
+    assert hls_recording.down_at - timedelta(seconds=10) < gaps[0]["gap_start"] <= hls_recording.noticed_at
     inside = [f for f in hls_recording.table("frames") if gaps[0]["gap_start"] < f["frame_ts"] < gaps[0]["gap_end"]]
     assert inside == []
 
