@@ -134,10 +134,10 @@ def run_worker(settings: Settings, queues: tuple[str, ...], concurrency: int | N
 
 def dev_server(settings: Settings, webserver_args: list[str]) -> int:
     """The webserver, the daemon and the run workers until Ctrl-C or SIGTERM; nothing is left running."""
-    from video_assets.runtime.instance import prepare_home
+    from video_assets.runtime.instance import prepare_environment
     from video_assets.runtime.services import ServiceError, local_services
 
-    prepare_home(settings)  # the instance's storage is created by local_services, once the workers started
+    prepare_environment(settings)
     if not {"-p", "--port"} & set(webserver_args):
         webserver_args = [*webserver_args, "--port", "3000"]
     if not {"-h", "--host"} & set(webserver_args):

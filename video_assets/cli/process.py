@@ -27,7 +27,7 @@ from video_assets.ingest.library import VideoLibrary
 from video_assets.ingest.sensor import SENSOR_NAME
 from video_assets.predictions.assets import FRAME_PREDICTIONS
 from video_assets.runs import MAX_RUNTIME_TAG, UNFINISHED, failure_of, runs_by_partition
-from video_assets.runtime.instance import RUN_MONITOR_POLL_S, prepare_home
+from video_assets.runtime.instance import RUN_MONITOR_POLL_S, prepare_environment
 from video_assets.runtime.services import ServiceError, Services, local_services
 from video_assets.settings import Settings
 from video_assets.sql.assets import BUILD_SQL_MODELS
@@ -59,7 +59,7 @@ def process(settings: Settings, settle_timeout_s: float = 3600.0) -> int:
     # The daemon `process` starts ticks the sensor every second (the daemon's loop makes that every few
     # seconds): files present at start are taken at its first tick once unchanged for two seconds.
     settings = replace(settings, sensor_interval_s=min(settings.sensor_interval_s, PROCESS_SENSOR_INTERVAL_S))
-    prepare_home(settings)  # the instance's storage is created by local_services, once the workers started
+    prepare_environment(settings)
     log_path = settings.logs_dir / f"process-{time.strftime('%Y%m%d-%H%M%S')}.log"
     with console_with_quiet_children(log_path) as console:
         echo = functools.partial(print, file=console, flush=True)

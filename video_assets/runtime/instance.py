@@ -116,15 +116,7 @@ def tick_retention(settings: Settings) -> dict[str, Any]:
 
 
 def prepare_environment(settings: Settings) -> None:
-    """Create the folders, write dagster.yaml, point this process (and what it starts) at them, and create
-    the instance's storage."""
-    prepare_home(settings)
-    create_instance_storage()
-
-
-def prepare_home(settings: Settings) -> None:
-    """Create the folders, write dagster.yaml, and point this process (and what it starts) at them; the
-    instance's storage is not touched (see create_instance_storage)."""
+    """Create the folders, write dagster.yaml, and point this process (and what it starts) at them."""
     for folder in (
         settings.inbox,
         settings.predictions_dir,
@@ -139,11 +131,8 @@ def prepare_home(settings: Settings) -> None:
     os.environ["VIDEO_ASSETS_HOME"] = str(settings.home)
     os.environ["VIDEO_ASSETS_SENSOR_INTERVAL"] = str(settings.sensor_interval_s)
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
-
-
-def create_instance_storage() -> None:
-    """Create (or migrate) the instance's storage, once, before the processes that use it start: processes
-    that create it at the same time can leave its SQLite schema version in a state none of them can read."""
+    # Create (or migrate) the instance's storage here, once: processes that create it at the same
+    # time can leave its SQLite schema version in a state none of them can read.
     with dg.DagsterInstance.get():
         pass
 

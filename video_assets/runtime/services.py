@@ -33,7 +33,6 @@ import dagster as dg
 import yaml
 
 from video_assets.runtime.celery import QUEUE, celery_folder
-from video_assets.runtime.instance import create_instance_storage
 from video_assets.settings import REPO_DIR, Settings
 
 CODE_LOCATION_MODULE = "video_assets.definitions"
@@ -149,20 +148,14 @@ def local_services(settings: Settings, webserver_args: list[str] | None = None) 
             yield Services(settings, [])  # e.g. `video-assets dev` is running: its daemon and workers serve us
             return
         (celery_folder(settings) / WORKER_ERROR_FILE).unlink(missing_ok=True)
-        env = dict(os.environ)  # prepare_home() has set VIDEO_ASSETS_HOME and DAGSTER_HOME
+        env = dict(os.environ)  # prepare_environment() has set VIDEO_ASSETS_HOME and DAGSTER_HOME
         running = Services(settings, [])
         try:
             # On many machines the run workers are started on each machine with `video-assets worker`.
-            if settings.cluster is None:
-                # First: they import `inference` (10 s) before they can take a run, and touch the
-                # instance only then, so its storage is created meanwhile.
-                workers = run_workers(settings)
-                workers.start(env)
-                running.services.append(workers)
-            create_instance_storage()
-            code = code_server(settings, port := _free_port())
-            code.start(env)
-            running.services.append(code)
+            local_workers = [run_workers(settings)] if settings.cluster is None else []
+            for service in (*local_workers, code_server(settings, port := _free_port())):
+                service.start(env)
+                running.services.append(service)
             workspace = shared_workspace(settings, port)
             _wait_for_port(port, running)
             ui = (
