@@ -26,7 +26,7 @@ def markdown(r: dict) -> str:
         rows.append(("g. code-location load (import + asset graph)", f"**{g['g_load_s']:.2f} s** (process {g['g_process_s']:.2f} s)", "≤ 3 s", f"heavy modules imported: {g['g_heavy_modules_imported'] or 'none'}"))
     if "h" in r:
         h = r["h"]
-        rows.append(("h. short clips through `process` ÷ bare InferencePipeline in one process, import included (fps)", f"{h['h_ours_fps']:.1f} ÷ {h['h_bare_fps']:.1f} = **{h['h_ratio']:.2f}**", "≥ 0.8", f"{h['clips']}; ours {h['h_ours_s']} s from `process` start to the last run's end, bare {h['h_bare_s']} s"))
+        rows.append(("h. short clips through `process` ÷ bare InferencePipeline in one process, import included (fps)", f"{h['h_ours_fps']:.1f} ÷ {h['h_bare_fps']:.1f} = **{h['h_ratio']:.2f}**", "≥ 0.8", f"{h['clips']}; the median of {len(h['h_rounds'])} alternating rounds: ours {h['h_ours_s']} s from `process` start to the last run's end, bare {h['h_bare_s']} s; every round (ratio, ours s, bare s): " + ", ".join(f"{r['ratio']} ({r['ours_s']}, {r['bare_s']})" for r in h["h_rounds"])))
     if "i" in r:
         i = r["i"]
         rows.append(("i. fixed cost per video on a warm worker (run wall time of a 1-frame clip)", f"**{i['i_median_warm_run_s']:.2f} s** (median)", "≤ 1.5 s", f"{i['i_runs']} runs on one worker process: first {i['i_first_run_s']} s, worst warm {i['i_worst_warm_run_s']} s"))

@@ -46,6 +46,7 @@ class Scale:
     sql_rows: tuple[int, ...] = (1_000_000, 10_000_000, 100_000_000)
     repeats: int = 2
     short_clips: int = 20
+    h_rounds: int = 3
     one_frame_runs: int = 50
     detector_frames: int = 300
     preview_seconds: float = 600
@@ -56,7 +57,7 @@ class Scale:
 
 
 SMOKE = Scale(seconds_720p=2, backfill_videos=2, backfill_seconds=2, rss_short_s=2, rss_long_s=6,
-              sensor_counts=(20, 200), sql_rows=(20_000,), repeats=1, short_clips=3, one_frame_runs=3,
+              sensor_counts=(20, 200), sql_rows=(20_000,), repeats=1, short_clips=3, h_rounds=1, one_frame_runs=3,
               detector_frames=15, preview_seconds=4,
               cluster_clips=3, cluster_idle_drops=1, cluster_machines=(2,), cluster_direct=False)
 
@@ -227,7 +228,7 @@ MEASUREMENTS = [
     Measurement("e", ("e",), measure_e),
     Measurement("f", ("f",), measure_f),
     Measurement("g", ("g",), measure_g),
-    Measurement("h", ("h",), lambda work, scale: workers_bench.measure_h(work, scale.short_clips)),
+    Measurement("h", ("h",), lambda work, scale: workers_bench.measure_h(work, scale.short_clips, scale.h_rounds)),
     Measurement("i", ("i", "k"), lambda work, scale: workers_bench.measure_i_k(work, scale.one_frame_runs)),
     Measurement("j", ("j",), lambda work, scale: workers_bench.measure_j(work)),
     Measurement("l", ("l",), measure_l),
