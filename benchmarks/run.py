@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -144,13 +145,11 @@ def _side_by_side_bare(videos: list[Path], at_a_time: int) -> dict:
     """Bare pipelines over all `videos`, `at_a_time` started together (one process each, import time
     excluded) and the next ones when all of those are done: frames per second of the whole."""
     frames, seconds = 0, []
-    for start in range(0, len(videos), at_a_time):
-        procs = [subprocess.Popen([python(), str(BENCH / "pipeline_probe.py"), "bare", str(v)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
-                 for v in videos[start : start + at_a_time]]
-        results = [json.loads(next(l for l in p.communicate()[0].splitlines() if l.startswith("RESULT "))[7:]) for p in procs]
-        frames += sum(r["frames"] for r in results)
-        seconds.append(round(max(r["seconds"] for r in results), 1))
+    with ThreadPoolExecutor(at_a_time) as pool:
+        for start in range(0, len(videos), at_a_time):
+            results = list(pool.map(lambda v: probe("bare", str(v)), videos[start : start + at_a_time]))
+            frames += sum(r["frames"] for r in results)
+            seconds.append(round(max(r["seconds"] for r in results), 1))
     return {"fps": frames / sum(seconds), "seconds": seconds}
 
 
