@@ -25,12 +25,16 @@ from video_assets.ingest.assets import METADATA as RAW_VIDEO_METADATA
 from video_assets.ingest.library import VideoLibrary
 from video_assets.predictions.assets import METADATA as PREDICTION_METADATA
 from video_assets.previews.assets import METADATA as PREVIEW_METADATA
+from video_assets.previews.build import VideoTables
 from video_assets.previews.frames import read_frames
+from video_assets.previews.geometry import NO_GEOMETRY
 from video_assets.previews.render import PREVIEW_BUDGET, SNAPSHOT_MAX_SIDE
+from video_assets.previews.sources import KeptPictures, VideoFileFrames
+from video_assets.previews.tracks import build_tracks
 from video_assets.settings import Settings
 from video_assets.sql.defs import sql_variables
 from video_assets.sql.models import load_models
-from video_assets.storage import table_file
+from video_assets.storage import LocalStore, table_file
 
 VIDEOS = ("two_walkers.mp4", "one_runner.mp4", "empty_hallway.mp4", "phone.mp4")
 
@@ -98,6 +102,45 @@ def test_each_track_has_a_snapshot_of_itself_at_its_best_frame(processed, settin
         assert snapshot.shape[0] > track["best_height"] * 1.2 and snapshot.shape[1] > track["best_width"] * 1.2
         middle = snapshot[snapshot.shape[0] // 2 - 4 : snapshot.shape[0] // 2 + 4, snapshot.shape[1] // 2 - 4 : snapshot.shape[1] // 2 + 4]
         assert middle.std() > 30  # random texture; the background is flat grey
+
+
+def _kept_and_decoded(settings: Settings, key: str, path: Path) -> tuple[list[int], list, KeptPictures, VideoFileFrames]:
+    tables = VideoTables.read(LocalStore(settings.predictions_dir), key)
+    tracks = build_tracks(tables.detections, NO_GEOMETRY)
+    pictures = pq.read_table(table_file(settings.predictions_dir, "pictures", key))
+    file = VideoFileFrames(path)
+    return file.sheet_frames(tables.frames["frame_idx"].to_pylist()), tracks, KeptPictures(pictures, file), file
+
+
+def test_the_preview_uses_the_pictures_kept_while_predicting_without_decoding_again(processed, settings, tmp_path) -> None:
+    key, _ = processed["two_walkers.mp4"]
+    sheet, tracks, _, file = _kept_and_decoded(settings, key, settings.inbox / "two_walkers.mp4")
+    # Kept for the same frames and tracks as the preview would decode; no file to decode from here.
+    _, _, kept, _ = _kept_and_decoded(settings, key, tmp_path / "gone.mp4")
+    pictures, snapshots = kept.collect(sheet, tracks)
+    decoded, cropped = file.collect(sheet, tracks)
+    assert len(sheet) == 12 and sorted(pictures) == sorted(decoded) == sheet
+    assert sorted(snapshots) == sorted(cropped) == sorted(t.tracker_id for t in tracks) and len(tracks) == 2
+    for n in sheet:  # a thumbnail of the same frame: compared at its size
+        small = cv2.resize(decoded[n], pictures[n].shape[1::-1], interpolation=cv2.INTER_AREA)
+        assert np.abs(small.astype(int) - pictures[n]).mean() < 3
+    for tracker, jpeg in snapshots.items():  # the same crop, at the same best frame
+        ours, theirs = (cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR) for b in (jpeg, cropped[tracker]))
+        assert ours.shape == theirs.shape and np.abs(ours.astype(int) - theirs).mean() < 3
+
+
+def test_what_the_run_did_not_keep_is_decoded_from_the_file(processed, settings, tmp_path) -> None:
+    key, _ = processed["two_walkers.mp4"]
+    sheet, tracks, kept, file = _kept_and_decoded(settings, key, settings.inbox / "two_walkers.mp4")
+    del kept.thumbnails[sheet[3]]
+    del kept.snapshots[(tracks[0].tracker_id, tracks[0].best_row["frame_idx"])]
+    pictures, snapshots = kept.collect(sheet, tracks)
+    decoded, cropped = file.collect([sheet[3]], [tracks[0]])
+    assert sorted(pictures) == sheet and np.array_equal(pictures[sheet[3]], decoded[sheet[3]])
+    assert snapshots[tracks[0].tracker_id] == cropped[tracks[0].tracker_id] and len(snapshots) == len(tracks)
+    # A hosted backend delivers no pictures: its table is empty, and everything is decoded.
+    hosted = KeptPictures(pq.read_table(table_file(settings.predictions_dir, "pictures", key)).slice(0, 0), file)
+    assert hosted.collect(sheet, tracks)[1] == file.collect(sheet, tracks)[1]
 
 
 def test_previews_are_small_pictures_and_replace_their_older_versions(processed, settings) -> None:

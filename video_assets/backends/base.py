@@ -63,6 +63,8 @@ class FramePrediction:
     time_offset_s: float  # position in the video
     detections: tuple[Detection, ...] = ()
     outputs: dict[str, Any] = field(default_factory=dict)  # the workflow's scalar outputs (counts, flags)
+    # The BGR picture the model saw, where the backend has it (self-hosted): kept for the preview.
+    image: Any = field(default=None, compare=False, repr=False)
 
 
 class PredictionSink(Protocol):

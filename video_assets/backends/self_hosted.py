@@ -237,7 +237,7 @@ class _FrameCollector:
         try:
             frame_idx = frame.frame_id - 1  # InferencePipeline counts from 1
             detections, outputs = parse_result(result, self.detections_output)
-            self.sink.add_frame(FramePrediction(frame_idx, frame_idx / self.fps, detections, outputs))
+            self.sink.add_frame(FramePrediction(frame_idx, frame_idx / self.fps, detections, outputs, frame.image))
         except Exception as exc:  # InferencePipeline would log this and carry on
             self.sink_error = exc
 

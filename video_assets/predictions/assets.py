@@ -41,6 +41,7 @@ METADATA = {
     "detections_file": "The detections Parquet file of this video.",
     "frames_file": "The frames Parquet file of this video.",
     "videos_file": "The videos Parquet file (one row) of this video.",
+    "pictures_file": "The frames and object crops kept for video_preview as the frames went by (empty for a hosted backend).",
 }
 
 

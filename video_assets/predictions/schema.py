@@ -4,6 +4,9 @@
 - frames: one row per processed frame with its detection count, so "nothing detected" (a frame
   row with detection_count 0) and "not processed" (no frame row) differ.
 - videos: one row per video: what was probed and how it was processed.
+- pictures: JPEGs kept while the frames went by (previews/kept.py), for the preview: the contact
+  sheet's frames (tracker_id NULL) and each track's best sighting; empty when the backend delivers
+  no pictures (hosted). Not a SQL table.
 - tracks: one row per tracked object (written by the preview assets, after the predictions): when it
   was seen, how surely, which lines it crossed and zones it entered, and a JPEG snapshot of it.
 
@@ -96,6 +99,14 @@ VIDEOS = pa.schema(
 )
 
 TABLES: dict[str, pa.Schema] = {"detections": DETECTIONS, "frames": FRAMES, "videos": VIDEOS}
+
+PICTURES = pa.schema(
+    [
+        pa.field("frame_idx", pa.int64(), nullable=False),
+        pa.field("tracker_id", pa.int64()),  # the track this is a snapshot of; NULL: a contact-sheet frame
+        pa.field("jpeg", pa.binary(), nullable=False),
+    ]
+)
 
 CROSSING = pa.struct(
     [

@@ -4,6 +4,8 @@ Rows are flushed as row groups every few hundred frames, so memory does not grow
 Each table is written to a hidden temporary file beside its final path (same filesystem) and
 renamed into place only when the whole video has been processed; readers that glob `*.parquet`
 never see a partial file, and an exception or a kill leaves the previous version untouched.
+With the tables lands the `pictures` table: the frames and crops the preview will show, kept as the
+frames went by where the backend delivers them (previews/kept.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import pyarrow.parquet as pq
 from video_assets.backends.base import BackendIdentity, FramePrediction
 from video_assets.failures import VideoError
 from video_assets.ingest.probe import VideoProbe
-from video_assets.predictions.schema import TABLES
+from video_assets.predictions.schema import PICTURES, TABLES
+from video_assets.previews.build import MAX_SNAPSHOTS, evenly_spread
+from video_assets.previews.kept import PictureKeeper
 from video_assets.storage import LineCounters, Store, frame_rows, table_key, video_row
 
 STALE_TEMP_S = 24 * 3600  # a temporary file this old was left by a killed run
@@ -57,7 +61,7 @@ class PredictionWriter:
         self._base_ts_us = int(video.media.recorded_at.timestamp() * 1_000_000)
         # videos last: its appearance marks the video complete
         self._staging = store.staging(
-            {t: table_key(t, video.video_id) for t in ("detections", "frames", "videos")}, STALE_TEMP_S
+            {t: table_key(t, video.video_id) for t in ("detections", "frames", "pictures", "videos")}, STALE_TEMP_S
         )
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._rows: dict[str, list[dict]] = {"detections": [], "frames": []}
@@ -67,6 +71,7 @@ class PredictionWriter:
         self.detections = 0
         self._tracks: set[int] = set()
         self._classes: set[str] = set()
+        self._pictures = PictureKeeper(evenly_spread(range(self.frames_expected)), MAX_SNAPSHOTS)
         self._committed = False
 
     def __enter__(self) -> PredictionWriter:
@@ -92,6 +97,8 @@ class PredictionWriter:
             if det.tracker_id is not None:
                 self._tracks.add(det.tracker_id)
             self._classes.add(det.class_name)
+        if frame.image is not None:
+            self._pictures.add(frame.frame_idx, frame.detections, frame.image)
         self.frames_processed += 1
         self.detections += len(frame.detections)
         if len(self._rows["frames"]) >= self.flush_every:
@@ -105,6 +112,9 @@ class PredictionWriter:
                 "The file may be truncated or in a codec OpenCV cannot read; re-encode it as MP4/H.264."
             )
         self._flush()
+        pq.write_table(
+            pa.Table.from_pylist(self._pictures.rows(), schema=PICTURES), self._staging.temps["pictures"]
+        )
         self._write_table("videos", [self._video_row()])
         for writer in self._writers.values():
             writer.close()

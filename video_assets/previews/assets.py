@@ -70,7 +70,7 @@ def build_video_preview() -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, raw_video: VideoProbe, backend: BackendSwitch, previews: PreviewStore
     ) -> dg.MaterializeResult:
         started = time.monotonic()
-        from video_assets.previews.sources import VideoFileFrames
+        from video_assets.previews.sources import video_file_pictures
 
         predictions = previews.predictions()
         try:
@@ -78,7 +78,7 @@ def build_video_preview() -> dg.AssetsDefinition:
             geometry, note = geometry_for(tables.workflow_version, *_configured_workflow(backend))
             result = build_preview(
                 tables,
-                VideoFileFrames(raw_video.path),
+                video_file_pictures(predictions, raw_video.video_id, raw_video.path),
                 geometry,
                 predictions,
                 previews.previews(),

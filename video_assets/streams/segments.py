@@ -36,8 +36,8 @@ import pyarrow.parquet as pq
 
 from video_assets.backends.base import BackendIdentity, Detection, FramePrediction
 from video_assets.predictions.schema import CAMERA_TABLES, TABLES
-from video_assets.previews.render import crop_with_margin, snapshot_jpeg, thumbnail_jpeg
-from video_assets.previews.tracks import best_key
+from video_assets.previews.kept import KeptCrop, keep_best_crops
+from video_assets.previews.render import snapshot_jpeg, thumbnail_jpeg
 from video_assets.storage import LineCounters, frame_rows, new_token, publish_folder, sweep_stale_temps, temp_path
 from video_assets.streams.store import (
     SEGMENT_MARKER,
@@ -88,9 +88,7 @@ class _OpenSegment:
     size: tuple[int, int] | None = None
     sealed: bool = False  # a later hour has begun: commit without waiting for segment_s
     thumbnails: dict[int, bytes] = field(default_factory=dict)  # frame_idx -> JPEG
-    crops: dict[int, tuple[tuple[float, float, int], int, Any]] = field(
-        default_factory=dict
-    )  # tracker -> (key, frame, crop)
+    crops: dict[int, KeptCrop] = field(default_factory=dict)  # tracker -> its best sighting so far
 
     @property
     def empty(self) -> bool:
@@ -182,17 +180,7 @@ class SegmentRecorder:
         if self._last_thumbnail is None or (received_at - self._last_thumbnail).total_seconds() >= THUMBNAIL_EVERY_S:
             segment.thumbnails[frame_idx] = thumbnail_jpeg(image)
             self._last_thumbnail = received_at
-        for det in detections:
-            if det.tracker_id is None:
-                continue
-            key = best_key(det.confidence, det.width, det.height, frame_idx)
-            kept = segment.crops.get(det.tracker_id)
-            if kept is None or key > kept[0]:
-                segment.crops[det.tracker_id] = (
-                    key,
-                    frame_idx,
-                    crop_with_margin(image, det.x, det.y, det.width, det.height),
-                )
+        keep_best_crops(segment.crops, frame_idx, detections, image)
 
     def add_dropped(self, count: int, at: datetime) -> None:
         """Frames read from the camera around `at` that will never be processed (purged at shutdown)."""
