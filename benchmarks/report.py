@@ -11,7 +11,7 @@ def markdown(r: dict) -> str:
         rows.append(("c. demo workflow ÷ raw decode, PyAV 1 thread (fps)", f"{a['a_bare_fps']:.1f} ÷ {a['c_decode_pyav_1thread_fps']:.1f} = **{a['c_ratio']:.2f}**", "report", f"OpenCV decode {a['c_decode_opencv_fps']:.0f} fps; workflow cut after each block: " + "; ".join(f"{k}: {v:.0f}" for k, v in a["c_ablation_fps"].items())))
     if "b" in r:
         b = r["b"]
-        rows.append(("b. backfill, machine fps ÷ single bare pipeline fps", f"{b['b_machine_fps']:.1f} ÷ {b['b_bare_single_fps']:.1f} = **{b['b_ratio']:.2f}**", "≥ 0.9 x ceiling", f"{b['videos']}; run wall s {b['b_run_seconds']}, bare {b['b_bare_seconds']} s; ceiling here: the same videos through bare pipelines, as many side by side (s {b['b_bare_side_by_side_s']}), {b['b_bare_side_by_side_fps']:.1f} fps = {b['b_ceiling_ratio']:.2f} x one, so {b['b_ratio'] / b['b_ceiling_ratio']:.2f} x ceiling"))
+        rows.append(("b. backfill, machine fps ÷ the same videos through bare pipelines side by side (fps)", f"{b['b_machine_fps']:.1f} ÷ {b['b_bare_side_by_side_fps']:.1f} = **{b['b_ratio']:.2f}**", "≥ 0.9", f"{b['videos']}; the median of {len(b['b_rounds'])} alternating rounds: run wall s {b['b_run_seconds']}, bare pairs s {b['b_bare_side_by_side_s']}; every round (ratio, ours s, bare s): " + ", ".join(f"{r['ratio']:.2f} ({r['ours_s']}, {r['ceiling_s']})" for r in b['b_rounds']) + f"; one bare pipeline alone {b['b_bare_single_fps']:.1f} fps"))
     if "d" in r:
         d = r["d"]
         rows.append(("d. peak RSS, 10-minute ÷ 1-minute video", f"**{d['d_ratio']:.2f}**", "≤ 1.2", f"{d['d_short']}; {d['d_long']} (640x360 15 fps)"))

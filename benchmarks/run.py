@@ -48,6 +48,7 @@ class Scale:
     repeats: int = 2
     short_clips: int = 20
     h_rounds: int = 3
+    b_rounds: int = 3
     one_frame_runs: int = 50
     detector_frames: int = 300
     preview_seconds: float = 600
@@ -58,7 +59,7 @@ class Scale:
 
 
 SMOKE = Scale(seconds_720p=2, backfill_videos=2, backfill_seconds=2, rss_short_s=2, rss_long_s=6,
-              sensor_counts=(20, 200), sql_rows=(20_000,), repeats=1, short_clips=3, h_rounds=1, one_frame_runs=3,
+              sensor_counts=(20, 200), sql_rows=(20_000,), repeats=1, short_clips=3, h_rounds=1, b_rounds=1, one_frame_runs=3,
               detector_frames=15, preview_seconds=4,
               cluster_clips=3, cluster_idle_drops=1, cluster_machines=(2,), cluster_direct=False)
 
@@ -95,10 +96,12 @@ def measure_a_c(work: Path, scale: Scale) -> dict:
 
 
 def measure_b(work: Path, scale: Scale) -> dict:
-    """Several videos through `video-assets process` (real runs, 2 at a time) vs one bare pipeline.
+    """Several videos through `video-assets process` (real runs, 2 at a time) vs the ceiling: the same videos
+    through bare pipelines, as many side by side as ours runs at a time (over all the videos: those with
+    more objects decode slower), which no scheduler could beat here.
 
-    Also measured: the same videos through bare pipelines, as many side by side as ours runs at a time, the
-    ceiling any scheduler could reach here (over all the videos: those with more objects decode slower).
+    `Scale.b_rounds` alternating rounds (ceiling, then ours), the median round is the figure: one round
+    moved by +-0.05 with the machine's state. A single bare pipeline is measured once, for scale.
     """
     videos = [
         synthetic_video(work / f"b720_{i}_{scale.backfill_seconds:g}s.mp4", 1280, 720, 30, scale.backfill_seconds,
@@ -107,8 +110,32 @@ def measure_b(work: Path, scale: Scale) -> dict:
     ]
     bare = probe("bare", str(videos[0]))
     at_a_time = os.cpu_count() or 2
-    ceiling = _side_by_side_bare(videos, at_a_time)
-    home = work / "home_b"
+    frames = bare["frames"] * len(videos)  # the videos have the same length
+    rounds = []
+    for _ in range(scale.b_rounds):
+        ceiling = _side_by_side_bare(videos, at_a_time)
+        ours = _process_backfill(work / "home_b", videos, at_a_time)
+        rounds.append({"ceiling": ceiling, "ours": ours, "ratio": frames / ours["seconds"] / ceiling["fps"]})
+    median = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
+    return {
+        "videos": f"{len(videos)} x 1280x720 30 fps, {bare['frames']} frames each, {at_a_time} runs at a time",
+        "b_machine_fps": frames / median["ours"]["seconds"],
+        "b_bare_side_by_side_fps": median["ceiling"]["fps"],
+        "b_ratio": median["ratio"],
+        "b_bare_single_fps": bare["fps"],
+        "b_bare_side_by_side_s": median["ceiling"]["seconds"],
+        "b_run_seconds": median["ours"]["runs"],
+        "b_rounds": [
+            {"ratio": round(r["ratio"], 2), "ours_s": round(r["ours"]["seconds"], 1),
+             "ceiling_s": round(sum(r["ceiling"]["seconds"]), 1)}
+            for r in rounds
+        ],
+    }
+
+
+def _process_backfill(home: Path, videos: list[Path], at_a_time: int) -> dict:
+    """`video-assets process` over `videos`: seconds from the first run's start to the last one's end, and
+    each run's wall time."""
     shutil.rmtree(home, ignore_errors=True)
     (home / "inbox").mkdir(parents=True)
     for video in videos:
@@ -123,22 +150,8 @@ def measure_b(work: Path, scale: Scale) -> dict:
 
     with dg.DagsterInstance.local_temp(str(home / "dagster")) as instance:
         records = instance.get_run_records(dg.RunsFilter(tags={"dagster/sensor_name": "drop_folder_sensor"}))
-        starts = [r.start_time for r in records]
-        ends = [r.end_time for r in records]
-        per_run = [r.end_time - r.start_time for r in records]
-    frames = bare["frames"] * len(videos)  # the videos have the same length
-    machine_fps = frames / (max(ends) - min(starts))
-    return {
-        "videos": f"{len(videos)} x 1280x720 30 fps, {bare['frames']} frames each, {at_a_time} runs at a time",
-        "b_machine_fps": machine_fps,
-        "b_bare_single_fps": bare["fps"],
-        "b_ratio": machine_fps / bare["fps"],
-        "b_bare_side_by_side_fps": ceiling["fps"],
-        "b_bare_side_by_side_s": ceiling["seconds"],
-        "b_ceiling_ratio": ceiling["fps"] / bare["fps"],
-        "b_run_seconds": [round(s, 1) for s in per_run],
-        "b_bare_seconds": round(bare["seconds"], 1),
-    }
+        seconds = max(r.end_time for r in records) - min(r.start_time for r in records)
+        return {"seconds": seconds, "runs": [round(r.end_time - r.start_time, 1) for r in records]}
 
 
 def _side_by_side_bare(videos: list[Path], at_a_time: int) -> dict:
