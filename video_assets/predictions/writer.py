@@ -112,9 +112,7 @@ class PredictionWriter:
                 "The file may be truncated or in a codec OpenCV cannot read; re-encode it as MP4/H.264."
             )
         self._flush()
-        pq.write_table(
-            pa.Table.from_pylist(self._pictures.rows(), schema=PICTURES), self._staging.temps["pictures"]
-        )
+        pq.write_table(pa.Table.from_pylist(self._pictures.rows(), schema=PICTURES), self._staging.temps["pictures"])
         self._write_table("videos", [self._video_row()])
         for writer in self._writers.values():
             writer.close()

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from video_assets.backends.base import Detection
-from video_assets.previews.render import crop_with_margin, snapshot_jpeg, thumbnail_jpeg
+from video_assets.previews.render import crop_with_margin, fit_snapshot, snapshot_jpeg, thumbnail_jpeg
 from video_assets.previews.tracks import best_key
 
+KEPT_PER_SNAPSHOT = 4
 KeptCrop = tuple[tuple[float, float, int], int, np.ndarray]  # (best_key, frame_idx, crop)
 
 
@@ -32,7 +33,12 @@ def keep_best_crops(
         key = stored_best_key(det, frame_idx)
         kept = crops.get(det.tracker_id)
         if kept is None or key > kept[0]:
-            crops[det.tracker_id] = (key, frame_idx, crop_with_margin(image, det.x, det.y, det.width, det.height))
+            # at snapshot size already: a box as large as the frame would otherwise hold a whole frame per track
+            crops[det.tracker_id] = (
+                key,
+                frame_idx,
+                fit_snapshot(crop_with_margin(image, det.x, det.y, det.width, det.height)),
+            )
 
 
 def stored_best_key(det: Detection, frame_idx: int) -> tuple[float, float, int]:
@@ -42,11 +48,17 @@ def stored_best_key(det: Detection, frame_idx: int) -> tuple[float, float, int]:
 
 
 class PictureKeeper:
-    """The thumbnails of `sheet_frames` and the best crop of every track of one video, as frames arrive."""
+    """The thumbnails of `sheet_frames` and the best crop of the tracks of one video, as frames arrive.
+
+    Crops are kept for at most KEPT_PER_SNAPSHOT x `max_snapshots` tracks (at most 110 KB each): past
+    that, those of the tracks seen on the fewest frames are let go, and if one of them still ends among
+    the tracks seen longest, the preview decodes its snapshot from the file.
+    """
 
     def __init__(self, sheet_frames: Iterable[int], max_snapshots: int):
         self.sheet_frames = set(sheet_frames)
         self.max_snapshots = max_snapshots
+        self.max_crops = KEPT_PER_SNAPSHOT * max_snapshots
         self.thumbnails: dict[int, bytes] = {}
         self.crops: dict[int, KeptCrop] = {}
         self._frames_seen: dict[int, int] = {}  # tracker -> frames it was on
@@ -61,6 +73,13 @@ class PictureKeeper:
                 self._last_seen[det.tracker_id] = frame_idx
                 self._frames_seen[det.tracker_id] = self._frames_seen.get(det.tracker_id, 0) + 1
         keep_best_crops(self.crops, frame_idx, detections, image)
+        if len(self.crops) > self.max_crops:
+            self._let_go_of_the_shortest()
+
+    def _let_go_of_the_shortest(self) -> None:
+        shortest_first = sorted(self.crops, key=lambda tracker: (self._frames_seen[tracker], -tracker))
+        for tracker in shortest_first[: len(self.crops) - self.max_crops // 2]:
+            del self.crops[tracker]
 
     def rows(self) -> list[dict[str, Any]]:
         """The `pictures` rows: the sheet's thumbnails, then snapshots of the tracks seen longest (as the

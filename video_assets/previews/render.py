@@ -204,14 +204,18 @@ def crop_with_margin(picture: np.ndarray, x: float, y: float, width: float, heig
 
 
 def snapshot_jpeg(crop: np.ndarray) -> bytes:
+    return encode_jpeg(fit_snapshot(crop), quality=85)
+
+
+def fit_snapshot(crop: np.ndarray) -> np.ndarray:
+    """The crop at most SNAPSHOT_MAX_SIDE pixels on its longer side (as it is, if it is that small)."""
     import cv2
 
     scale = min(SNAPSHOT_MAX_SIDE / max(crop.shape[:2]), 1.0)
-    if scale < 1.0:
-        crop = cv2.resize(
-            crop, (max(int(crop.shape[1] * scale), 1), max(int(crop.shape[0] * scale), 1)), interpolation=cv2.INTER_AREA
-        )
-    return encode_jpeg(crop, quality=85)
+    if scale == 1.0:
+        return crop
+    size = (max(int(crop.shape[1] * scale), 1), max(int(crop.shape[0] * scale), 1))
+    return cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
 
 
 def thumbnail_jpeg(picture: np.ndarray, width: int = TILE_WIDTH * 2) -> bytes:
