@@ -13,6 +13,8 @@ import dagster as dg
 import duckdb
 import pytest
 
+from video_assets.cli.process import _interrupted
+from video_assets.samples import MovingObject, SampleVideo, write_sample
 from video_assets.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -151,12 +153,14 @@ def test_a_full_queue_folder_fails_the_run_with_the_folder_and_the_cause(tmp_pat
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_stopping_process_stops_what_it_started_and_fails_the_run_in_progress(
-    tmp_path: Path, samples_dir: Path, processes_using, stop
+    tmp_path: Path, processes_using, stop
 ) -> None:
     home = tmp_path / "home"
     inbox = Settings(home=home).inbox
     inbox.mkdir(parents=True)
-    shutil.copy2(samples_dir / "two_walkers.mp4", inbox / "two_walkers.mp4")
+    # Long enough (600 frames, several seconds) to be still running when the signal is handled.
+    write_sample(SampleVideo("long.mp4", frames=600, fps=25, objects=(MovingObject("slow", 40, 180, 0.35, 48, 96, seed=5),)),
+                 inbox / "long.mp4")
     env = {**os.environ, "VIDEO_ASSETS_HOME": str(home), "VIDEO_ASSETS_SENSOR_INTERVAL": "1"}
     cli = subprocess.Popen([CLI, "process"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     dagster_home = Settings(home=home).dagster_home
@@ -183,3 +187,32 @@ def test_stopping_process_stops_what_it_started_and_fails_the_run_in_progress(
     finally:
         if cli.poll() is None:
             cli.kill()
+
+
+def test_ctrl_c_during_the_in_process_sql_build_stops_process_as_an_interrupt() -> None:
+    """Dagster turns Ctrl-C during execute_in_process into a failed run and returns: `process` must still stop
+    with exit code 130, not report the build as failed and exit 0."""
+
+    @dg.op
+    def slow() -> None:
+        time.sleep(5)
+
+    @dg.op
+    def broken() -> None:
+        raise ValueError("a failing data test")
+
+    @dg.job
+    def slow_build() -> None:
+        slow()
+
+    @dg.job
+    def failing_build() -> None:
+        broken()
+
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    interrupted = slow_build.execute_in_process(raise_on_error=False)
+    timer.join()
+    failed = failing_build.execute_in_process(raise_on_error=False)
+    assert not interrupted.success and _interrupted(interrupted)
+    assert not failed.success and not _interrupted(failed)

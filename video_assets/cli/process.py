@@ -219,9 +219,20 @@ def _latest_prediction_metadata(instance: dg.DagsterInstance, video_key: str) ->
 def _build_sql_models(settings: Settings, instance: dg.DagsterInstance, echo: Echo) -> None:
     job = build_definitions(settings).resolve_job_def(BUILD_SQL_MODELS)
     result = job.execute_in_process(instance=instance, raise_on_error=False)
+    if _interrupted(result):
+        raise KeyboardInterrupt  # stop as for Ctrl-C at any other moment (exit code 130)
     built = sorted(e.asset_key.to_user_string() for e in result.get_asset_materialization_events() if e.asset_key)
     failed = "" if result.success else " (some failed; see the run in the UI)"
     echo(f"SQL models built into {settings.warehouse_path}: {', '.join(built) or 'none'}{failed}")
+
+
+def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    """Ctrl-C (or SIGTERM) during an in-process run: Dagster records the run as failed and returns, instead of
+    raising KeyboardInterrupt."""
+    if result.dagster_run.status != dg.DagsterRunStatus.FAILURE:
+        return False
+    error = getattr(result.get_run_failure_event().event_specific_data, "error", None)
+    return error is not None and error.cls_name == dg.DagsterExecutionInterruptedError.__name__
 
 
 def _format(reports: list[FileReport]) -> str:
