@@ -2,8 +2,9 @@
 
 A 1280x720 30 fps video (a 2 s GOP, like a camera's) runs through the job `process_video` in this
 process, on a temporary home and instance, as a run worker would run it: frame_predictions' own
-processing_s is the baseline, video_preview's preview_s (tracks, decoding the frames it shows and
-each track's best frame, drawing, writing) the cost. Also reported: the preview's size.
+processing_s is the baseline (it includes keeping the pictures the preview shows), video_preview's
+preview_s (tracks, reading the kept pictures and decoding any it lacks, drawing, writing) the cost.
+Also reported: the preview's size.
 """
 
 from __future__ import annotations

@@ -162,7 +162,10 @@ def test_stopping_process_stops_what_it_started_and_fails_the_run_in_progress(
     write_sample(SampleVideo("long.mp4", frames=600, fps=25, objects=(MovingObject("slow", 40, 180, 0.35, 48, 96, seed=5),)),
                  inbox / "long.mp4")
     env = {**os.environ, "VIDEO_ASSETS_HOME": str(home), "VIDEO_ASSETS_SENSOR_INTERVAL": "1"}
-    cli = subprocess.Popen([CLI, "process"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Ctrl-C's default action, even when the tests run in the background (where SIGINT is inherited ignored,
+    # and a Python that starts with SIGINT ignored never raises KeyboardInterrupt).
+    cli = subprocess.Popen([CLI, "process"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     dagster_home = Settings(home=home).dagster_home
     deadline = time.monotonic() + 180
     try:

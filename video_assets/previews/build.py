@@ -168,9 +168,9 @@ def build_preview(
 
 def evenly_spread(frames: Sequence[int], count: int = SHEET_FRAMES) -> list[int]:
     """`count` frames spread evenly over `frames` (all of them if there are fewer), first and last included."""
-    ordered = sorted(set(frames))
+    ordered = frames if isinstance(frames, range) and frames.step > 0 else sorted(set(frames))
     if len(ordered) <= count:
-        return ordered
+        return list(ordered)
     return [ordered[round(i * (len(ordered) - 1) / (count - 1))] for i in range(count)]
 
 
