@@ -31,16 +31,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from video_assets.predictions.schema import TRACKS
+from video_assets.previews.chart import Series, activity_chart
 from video_assets.previews.geometry import Geometry
-from video_assets.previews.render import (
-    PREVIEW_BUDGET,
-    Box,
-    Series,
-    Tile,
-    activity_chart,
-    contact_sheet,
-    encode_jpeg,
-)
+from video_assets.previews.render import PREVIEW_BUDGET, Box, Tile, contact_sheet, encode_jpeg
 from video_assets.previews.tracks import Track, build_tracks
 from video_assets.storage import Store, new_token, table_key
 

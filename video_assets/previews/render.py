@@ -1,4 +1,4 @@
-"""The pictures: a contact sheet of annotated frames, an activity chart, and object snapshots.
+"""The pictures: a contact sheet of annotated frames and object snapshots (the chart: chart.py).
 
 Boxes, tracker ids, the workflow's line and zone are drawn with supervision's annotators on frames
 already shrunk to tile size (drawing on full frames and shrinking would make labels unreadable).
@@ -7,10 +7,9 @@ Everything is encoded to stay small: the sheet and the chart of one video togeth
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,6 @@ COLUMNS = 4
 PREVIEW_BUDGET = 300_000  # bytes for the contact sheet and the chart of one video
 SNAPSHOT_MAX_SIDE = 192
 SNAPSHOT_MARGIN = 0.25  # of the box's size, on each side
-CHART_SIZE_IN = (9.6, 3.0)  # at 100 dpi: 960 x 300 px
 
 
 @dataclass(frozen=True)
@@ -46,16 +44,6 @@ class Tile:
     frame_size: tuple[int, int]  # width, height of the frame the boxes are measured in
     caption: str
     boxes: Sequence[Box] = ()
-
-
-@dataclass
-class Series:
-    """What the activity chart shows, already binned."""
-
-    bin_s: float
-    x_label: str
-    counts: dict[str, list[float]] = field(default_factory=dict)  # class -> detections per frame, per bin
-    crossings: list[tuple[float, str]] = field(default_factory=list)  # (time in the video, "<line> in|out")
 
 
 def contact_sheet(tiles: Sequence[Tile], geometry: Geometry) -> np.ndarray:
@@ -131,44 +119,6 @@ def _detections(boxes: Sequence[Box], scale: float) -> Any:
         class_id=np.array([classes.index(b.class_name) for b in boxes]),
         tracker_id=np.array([b.tracker_id for b in boxes]) if tracked else None,
     )
-
-
-def activity_chart(series: Series, title: str) -> bytes:
-    """A PNG: detections per processed frame in each bin, one line per class; crossings as marks on top."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=CHART_SIZE_IN, dpi=100, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    for name, values in sorted(series.counts.items()):
-        times = [i * series.bin_s for i in range(len(values) + 1)]  # each bin drawn to its end
-        axes.plot(times, [*values, values[-1]], label=name, linewidth=1.4, drawstyle="steps-post")
-    every = np.array([v for counts in series.counts.values() for v in counts], dtype=float)
-    top = float(np.nanmax(every)) if every.size and not np.isnan(every).all() else 0.0
-    top = top or 1.0
-    for kind, marker, color in (("in", "^", "#2ca02c"), ("out", "v", "#d62728")):
-        marks = [t for t, label in series.crossings if label.endswith(f" {kind}")]
-        if marks:
-            axes.scatter(
-                marks,
-                [top * 1.08] * len(marks),
-                marker=marker,
-                color=color,
-                s=36,
-                zorder=3,
-                label=f"line crossed {kind} ({len(marks)})",
-            )
-    axes.set_ylim(0, top * 1.18)
-    axes.set_xlabel(series.x_label)
-    axes.set_ylabel("detections per frame")
-    axes.set_title(title, fontsize=10)
-    axes.grid(alpha=0.3)
-    if series.counts or series.crossings:  # beside the plot, where it hides nothing
-        figure.legend(fontsize=8, loc="outside right upper")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
 
 
 def encode_jpeg(picture: np.ndarray, budget: int | None = None, quality: int = 82) -> bytes:
