@@ -25,6 +25,7 @@ INK = (30, 30, 30)
 LINE_WIDTH = 2
 MARK_RADIUS = 6
 HEADROOM = 1.18  # the y axis ends this far above the highest value; crossings are marked at 1.08
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont  # the latter only where Pillow lacks FreeType (bitmap text)
 Y_TICKS, X_TICKS = 6, 10  # at most this many intervals between ticks on each axis
 
 
@@ -112,9 +113,7 @@ def _tick_label(value: float, ticks: Sequence[float]) -> str:
     return f"{value:.{decimals}f}"
 
 
-def _draw_axes(
-    draw: ImageDraw.ImageDraw, plot: _Plot, x_ticks: list[float], y_ticks: list[float], font: ImageFont.FreeTypeFont
-) -> None:
+def _draw_axes(draw: ImageDraw.ImageDraw, plot: _Plot, x_ticks: list[float], y_ticks: list[float], font: Font) -> None:
     for value in x_ticks:
         x, _ = plot.px(value, 0)
         draw.line([(x, plot.top), (x, plot.bottom)], fill=GRID)
@@ -134,7 +133,7 @@ def _draw_labels(
     plot: _Plot,
     title: str,
     x_label: str,
-    fonts: dict[int, ImageFont.FreeTypeFont],
+    fonts: dict[int, Font],
 ) -> None:
     middle = (plot.left + plot.right) / 2
     draw.text((middle, 6), title, fill=INK, font=fonts[13], anchor="ma")
@@ -177,7 +176,7 @@ def _legend_entries(series: Series) -> list[tuple[str, str, int]]:
     return entries
 
 
-def _legend_width(draw: ImageDraw.ImageDraw, entries: list[tuple[str, str, int]], font: ImageFont.FreeTypeFont) -> int:
+def _legend_width(draw: ImageDraw.ImageDraw, entries: list[tuple[str, str, int]], font: Font) -> int:
     return int(max((draw.textlength(label, font=font) for label, _, _ in entries), default=0)) + 40
 
 
@@ -186,7 +185,7 @@ def _draw_legend(
     entries: list[tuple[str, str, int]],
     origin: tuple[int, int],
     width: int,
-    font: ImageFont.FreeTypeFont,
+    font: Font,
 ) -> None:
     x, y = origin
     row = 17
@@ -201,6 +200,6 @@ def _draw_legend(
 
 
 @functools.cache
-def _font(size: int) -> ImageFont.FreeTypeFont:
+def _font(size: int) -> Font:
     """Pillow's own sans-serif face (no font file needed on the machine)."""
     return ImageFont.load_default(size=size)
