@@ -28,6 +28,15 @@ def run_harness(tmp_path, *args: str, timeout: int = 1800) -> subprocess.Complet
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
+def failures_first(done: subprocess.CompletedProcess) -> str:
+    """The harness's own "[row] failed after ...: error" lines (printed last, to stderr), from their start:
+    a row's error quotes the services' logs, so the tail alone may not show which row failed, or why."""
+    at = done.stderr.find("] failed after ")
+    if at < 0:
+        return done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stderr[done.stderr.rfind("\n", 0, at) + 1 :][:8000] + "\n--- stdout, end ---\n" + done.stdout[-2000:]
+
+
 def test_an_unknown_row_is_refused_before_anything_is_measured(tmp_path) -> None:
     done = run_harness(tmp_path, "--only", "a,z", timeout=120)
     assert done.returncode != 0 and "unknown row(s) z" in done.stderr
@@ -39,7 +48,7 @@ def test_an_unknown_row_is_refused_before_anything_is_measured(tmp_path) -> None
 def test_every_row_letter_the_table_shows_runs_with_only(tmp_path) -> None:
     letters = "a,b,c,d,e,f,g,h,i,j,k,l,m,n"
     done = run_harness(tmp_path, "--only", letters)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode == 0, failures_first(done)
     table = (tmp_path / "smoke.md").read_text()
     for letter in letters.split(","):
         assert f"| {letter}. " in table, f"row {letter} missing from the table"

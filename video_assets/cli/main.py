@@ -137,7 +137,7 @@ def dev_server(settings: Settings, webserver_args: list[str]) -> int:
     from video_assets.runtime.instance import prepare_environment
     from video_assets.runtime.services import ServiceError, local_services
 
-    prepare_environment(settings)
+    prepare_environment(settings, create_storage=False)  # local_services creates it, the run workers started
     if not {"-p", "--port"} & set(webserver_args):
         webserver_args = [*webserver_args, "--port", "3000"]
     if not {"-h", "--host"} & set(webserver_args):

@@ -59,7 +59,7 @@ def process(settings: Settings, settle_timeout_s: float = 3600.0) -> int:
     # The daemon `process` starts ticks the sensor every second (the daemon's loop makes that every few
     # seconds): files present at start are taken at its first tick once unchanged for two seconds.
     settings = replace(settings, sensor_interval_s=min(settings.sensor_interval_s, PROCESS_SENSOR_INTERVAL_S))
-    prepare_environment(settings)
+    prepare_environment(settings, create_storage=False)  # local_services creates it, the run workers started
     log_path = settings.logs_dir / f"process-{time.strftime('%Y%m%d-%H%M%S')}.log"
     with console_with_quiet_children(log_path) as console:
         echo = functools.partial(print, file=console, flush=True)

@@ -115,8 +115,11 @@ def tick_retention(settings: Settings) -> dict[str, Any]:
     }
 
 
-def prepare_environment(settings: Settings) -> None:
-    """Create the folders, write dagster.yaml, and point this process (and what it starts) at them."""
+def prepare_environment(settings: Settings, create_storage: bool = True) -> None:
+    """Create the folders, write dagster.yaml, and point this process (and what it starts) at them.
+
+    `create_storage=False` leaves the instance's storage to `local_services`, which creates it while the
+    run workers it starts first import `inference`."""
     for folder in (
         settings.inbox,
         settings.predictions_dir,
@@ -131,8 +134,14 @@ def prepare_environment(settings: Settings) -> None:
     os.environ["VIDEO_ASSETS_HOME"] = str(settings.home)
     os.environ["VIDEO_ASSETS_SENSOR_INTERVAL"] = str(settings.sensor_interval_s)
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
-    # Create (or migrate) the instance's storage here, once: processes that create it at the same
-    # time can leave its SQLite schema version in a state none of them can read.
+    if create_storage:
+        create_instance_storage()
+
+
+def create_instance_storage() -> None:
+    """Create (or migrate) the instance's storage once, before the processes that share it start:
+    processes that create it at the same time can leave its SQLite schema version in a state none of
+    them can read."""
     with dg.DagsterInstance.get():
         pass
 

@@ -33,6 +33,7 @@ import dagster as dg
 import yaml
 
 from video_assets.runtime.celery import QUEUE, celery_folder
+from video_assets.runtime.instance import create_instance_storage
 from video_assets.settings import REPO_DIR, Settings
 
 CODE_LOCATION_MODULE = "video_assets.definitions"
@@ -90,6 +91,10 @@ class Services:
     def __init__(self, settings: Settings, services: list[Service]):
         self.settings = settings
         self.services = services
+
+    def start(self, service: Service, env: dict[str, str]) -> None:
+        service.start(env)
+        self.services.append(service)
 
     def check(self) -> None:
         """Raise ServiceError if a service died or the run workers cannot start."""
@@ -151,31 +156,31 @@ def local_services(settings: Settings, webserver_args: list[str] | None = None) 
         env = dict(os.environ)  # prepare_environment() has set VIDEO_ASSETS_HOME and DAGSTER_HOME
         running = Services(settings, [])
         try:
-            # On many machines the run workers are started on each machine with `video-assets worker`.
-            local_workers = [run_workers(settings)] if settings.cluster is None else []
-            for service in (*local_workers, code_server(settings, port := _free_port())):
-                service.start(env)
-                running.services.append(service)
+            # The run workers first: their import of `inference` (about 12 s) is the longest wait of all,
+            # and they touch the instance only when a run arrives. On many machines they are started on
+            # each machine with `video-assets worker`.
+            if settings.cluster is None:
+                running.start(run_workers(settings), env)
+            create_instance_storage()  # meanwhile, and before the processes that share it start
+            # Reloading the definitions (the UI's Reload) needs `dagster code-server`, a process that
+            # restarts the one serving them; without a UI, one process serves them.
+            running.start(code_server(settings, port := _free_port(), reloadable=webserver_args is not None), env)
             workspace = shared_workspace(settings, port)
             _wait_for_port(port, running)
-            ui = (
-                [webserver(workspace, settings, webserver_args), media_server(settings, webserver_args)]
-                if webserver_args is not None
-                else []
-            )
-            for service in (daemon(workspace, settings), *ui):
-                service.start(env)
-                running.services.append(service)
+            running.start(daemon(workspace, settings), env)
+            if webserver_args is not None:
+                running.start(webserver(workspace, settings, webserver_args), env)
+                running.start(media_server(settings, webserver_args), env)
             yield running
         finally:
             running.stop()
 
 
-def code_server(settings: Settings, port: int) -> Service:
-    command = [
-        _bin("dagster"), "code-server", "start", "-m", CODE_LOCATION_MODULE, "--location-name", LOCATION_NAME,
-        "-d", str(REPO_DIR), "-h", "127.0.0.1", "-p", str(port),
-    ]  # fmt: skip
+def code_server(settings: Settings, port: int, reloadable: bool) -> Service:
+    """The gRPC server of the code location; `reloadable`: behind `dagster code-server`, which restarts it
+    on Reload (one process more, about 1.5 s of CPU more at start)."""
+    command = [_bin("dagster"), "code-server", "start"] if reloadable else [_bin("dagster"), "api", "grpc"]
+    command += ["-m", CODE_LOCATION_MODULE, "--location-name", LOCATION_NAME, "-d", str(REPO_DIR), "-h", "127.0.0.1", "-p", str(port)]  # fmt: skip
     return Service("code server", command, settings.logs_dir / "code-server.log")
 
 
