@@ -14,8 +14,12 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from PIL import Image, ImageDraw, ImageFont
+if TYPE_CHECKING:  # Pillow itself is imported where a chart is drawn, not when the code location loads
+    from PIL import Image, ImageDraw, ImageFont
+
+    Font = ImageFont.FreeTypeFont | ImageFont.ImageFont  # the latter only where Pillow lacks FreeType
 
 SIZE = (960, 300)
 CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
@@ -25,7 +29,6 @@ INK = (30, 30, 30)
 LINE_WIDTH = 2
 MARK_RADIUS = 6
 HEADROOM = 1.18  # the y axis ends this far above the highest value; crossings are marked at 1.08
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont  # the latter only where Pillow lacks FreeType (bitmap text)
 Y_TICKS, X_TICKS = 6, 10  # at most this many intervals between ticks on each axis
 
 
@@ -59,6 +62,8 @@ class _Plot:
 
 def activity_chart(series: Series, title: str) -> bytes:
     """A 960 x 300 PNG of `series`."""
+    from PIL import Image, ImageDraw
+
     image = Image.new("RGB", SIZE, "white")
     draw = ImageDraw.Draw(image)
     fonts = {size: _font(size) for size in (11, 12, 13)}
@@ -138,6 +143,8 @@ def _draw_labels(
     middle = (plot.left + plot.right) / 2
     draw.text((middle, 6), title, fill=INK, font=fonts[13], anchor="ma")
     draw.text((middle, SIZE[1] - 6), x_label, fill=INK, font=fonts[12], anchor="md")
+    from PIL import Image, ImageDraw
+
     y_label = "detections per frame"
     width = int(draw.textlength(y_label, font=fonts[12])) + 2
     text = Image.new("RGB", (width, 16), "white")
@@ -202,4 +209,6 @@ def _draw_legend(
 @functools.cache
 def _font(size: int) -> Font:
     """Pillow's own sans-serif face (no font file needed on the machine)."""
+    from PIL import ImageFont
+
     return ImageFont.load_default(size=size)
