@@ -28,7 +28,7 @@ GRID = (232, 232, 232)
 INK = (30, 30, 30)
 LINE_WIDTH = 2
 MARK_RADIUS = 6
-HEADROOM = 1.18  # the y axis ends this far above the highest value; crossings are marked at 1.08
+HEADROOM, MARK_LEVEL = 1.18, 1.08  # times the highest value: where the y axis ends, where crossings are marked
 Y_TICKS, X_TICKS = 6, 10  # at most this many intervals between ticks on each axis
 
 
@@ -89,7 +89,7 @@ def activity_chart(series: Series, title: str) -> bytes:
     for time_s, label in series.crossings:
         for direction, color, pointing in CROSSING_MARKS:
             if label.endswith(f" {direction}"):
-                _draw_mark(draw, plot.px(time_s, (highest or 1.0) * 1.08), color, pointing)
+                _draw_mark(draw, plot.px(time_s, (highest or 1.0) * MARK_LEVEL), color, pointing)
     if legend:
         _draw_legend(draw, legend, (SIZE[0] - legend_width - 8, 6), legend_width, fonts[11])
     buffer = io.BytesIO()

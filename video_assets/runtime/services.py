@@ -1,7 +1,8 @@
 """The local services runs need, started as child processes and stopped without leaving any behind.
 
-- a code server (`dagster code-server start`) that the daemon and the webserver share, as `dagster dev`
-  does, so that "Reload" in the UI reloads the definitions the sensors and schedules run with too;
+- a code server that the daemon and the webserver share, as `dagster dev` does: with the UI, `dagster
+  code-server start`, so that "Reload" reloads the definitions the sensors and schedules run with too;
+  without (`process`), the one `dagster api grpc` process it would restart;
 - the Dagster daemon (`dagster-daemon run`): sensor and schedule ticks, the run queue, backfills,
   run monitoring; `video-assets process` follows its progress through the instance;
 - the run workers (`celery ... worker`): long-lived processes that execute runs;
