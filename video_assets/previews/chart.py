@@ -67,8 +67,8 @@ def activity_chart(series: Series, title: str) -> bytes:
     image = Image.new("RGB", SIZE, "white")
     draw = ImageDraw.Draw(image)
     fonts = {size: _font(size) for size in (11, 12, 13)}
-    highest = max((v for values in series.counts.values() for v in values if not math.isnan(v)), default=0.0)
-    y_top = (highest or 1.0) * HEADROOM
+    highest = max((v for values in series.counts.values() for v in values if not math.isnan(v)), default=0.0) or 1.0
+    y_top = highest * HEADROOM
     x_end = _x_extent(series)
     x_ticks, y_ticks = nice_ticks(x_end, X_TICKS), nice_ticks(y_top, Y_TICKS)
     legend = _legend_entries(series)
@@ -86,10 +86,9 @@ def activity_chart(series: Series, title: str) -> bytes:
     _draw_labels(image, draw, plot, title, series.x_label, fonts)
     for (_, values), color in zip(sorted(series.counts.items()), itertools.cycle(CLASS_COLORS)):
         _draw_steps(draw, plot, values, series.bin_s, color)
-    for time_s, label in series.crossings:
-        for direction, color, pointing in CROSSING_MARKS:
-            if label.endswith(f" {direction}"):
-                _draw_mark(draw, plot.px(time_s, (highest or 1.0) * MARK_LEVEL), color, pointing)
+    for direction, color, pointing in CROSSING_MARKS:
+        for time_s in _crossing_times(series, direction):
+            _draw_mark(draw, plot.px(time_s, highest * MARK_LEVEL), color, pointing)
     if legend:
         _draw_legend(draw, legend, (SIZE[0] - legend_width - 8, 6), legend_width, fonts[11])
     buffer = io.BytesIO()
@@ -177,10 +176,13 @@ def _legend_entries(series: Series) -> list[tuple[str, str, int]]:
     """(label, colour, 0 for a line or the direction of a triangle), in drawing order."""
     entries = [(name, color, 0) for name, color in zip(sorted(series.counts), itertools.cycle(CLASS_COLORS))]
     for direction, color, pointing in CROSSING_MARKS:
-        count = sum(1 for _, label in series.crossings if label.endswith(f" {direction}"))
-        if count:
+        if count := len(_crossing_times(series, direction)):
             entries.append((f"line crossed {direction} ({count})", color, pointing))
     return entries
+
+
+def _crossing_times(series: Series, direction: str) -> list[float]:
+    return [t for t, label in series.crossings if label.endswith(f" {direction}")]
 
 
 def _legend_width(draw: ImageDraw.ImageDraw, entries: list[tuple[str, str, int]], font: Font) -> int:
