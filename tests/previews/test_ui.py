@@ -90,7 +90,8 @@ def test_a_wide_sql_model_reads_whole_on_its_page(live_ui, copy_sample, chromium
         assert time.monotonic() < deadline, "the SQL models were not rebuilt after the video"
         time.sleep(2)
     chromium.goto(f"{live_ui.url}/assets/video_summary")
-    chromium.wait_for("document.body && document.body.innerText.includes('processed_at')", timeout_s=60)
+    # The column schema (the definition's) shows before the latest materialization's preview table loads.
+    chromium.wait_for("[...document.querySelectorAll('.dagster-markdown table')].some(t => t.rows.length == 18)", timeout_s=60)
     chromium.evaluate(SKIP_DIALOG)
     fits = chromium.evaluate(
         "[...document.querySelectorAll('.dagster-markdown table')].map(t => "
