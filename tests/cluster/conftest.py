@@ -24,7 +24,6 @@ from video_assets.runtime.instance import prepare_environment
 from video_assets.runtime.services import Services, local_services
 from video_assets.settings import Settings
 
-PASSWORD_ENV = "VIDEO_ASSETS_TEST_PG_PASSWORD"
 CLI = str(Path(sys.executable).with_name("video-assets"))
 
 
@@ -113,24 +112,13 @@ class ManyMachines:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-2500:]}" for p in sorted(self.folder.glob("worker-*.log")))
 
 
-def cluster_file(folder: Path, postgres: Any, database: str, redis_url: str, endpoint: str, prefix: str) -> Path:
-    path = folder / "cluster.toml"
-    path.write_text(
-        f'[postgres]\nhost = "127.0.0.1"\nport = {postgres.port}\ndatabase = "{database}"\n'
-        f'user = "{postgres.user}"\npassword_env = "{PASSWORD_ENV}"\n\n'
-        f'[redis]\nurl = "{redis_url}"\n\n'
-        f'[store]\nurl = "s3://{prefix}"\nendpoint = "{endpoint}"\n'
-    )
-    return path
-
-
 @pytest.fixture
 def many_machines(
     tmp_path: Path, postgres_server, postgres_dsn: str, object_store_server, s3_credentials, monkeypatch
 ) -> Iterator[ManyMachines]:
     """The control plane's services on a cluster file; start worker machines with `start_worker`."""
     import s3fs
-    from servers.cluster_services import redis
+    from servers.cluster_services import PASSWORD_ENV, cluster_file, redis
 
     database = postgres_dsn.split("dbname=")[1].split()[0]
     prefix = f"video-assets/{database}"  # one per test: each has its own database too

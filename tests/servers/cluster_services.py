@@ -225,7 +225,9 @@ def _start_weed(folder: Path, port: int) -> subprocess.Popen:
 def _wait_for_bucket(port: int, timeout_s: float = 60) -> None:
     import s3fs
 
-    store = s3fs.S3FileSystem(key=ACCESS_KEY, secret=SECRET_KEY, client_kwargs={"endpoint_url": f"http://127.0.0.1:{port}"})
+    store = s3fs.S3FileSystem(
+        key=ACCESS_KEY, secret=SECRET_KEY, client_kwargs={"endpoint_url": f"http://127.0.0.1:{port}"}
+    )
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -254,3 +256,17 @@ def machine_command(hostname: str, hidden: list[Path], command: list[str]) -> li
     steps = ["mount --make-rprivate /", *(f"mount -t tmpfs tmpfs {p}" for p in hidden), f"hostname {hostname}"]
     script = "; ".join(steps) + '; exec "$@"'
     return ["unshare", "--mount", "--uts", "--fork", "bash", "-c", script, "machine", *command]
+
+
+PASSWORD_ENV = "VIDEO_ASSETS_TEST_PG_PASSWORD"  # where a cluster file says the Postgres password is
+
+
+def cluster_file(folder: Path, postgres: Postgres, database: str, redis_url: str, endpoint: str, prefix: str) -> Path:
+    path = folder / "cluster.toml"
+    path.write_text(
+        f'[postgres]\nhost = "127.0.0.1"\nport = {postgres.port}\ndatabase = "{database}"\n'
+        f'user = "{postgres.user}"\npassword_env = "{PASSWORD_ENV}"\n\n'
+        f'[redis]\nurl = "{redis_url}"\n\n'
+        f'[store]\nurl = "s3://{prefix}"\nendpoint = "{endpoint}"\n'
+    )
+    return path
