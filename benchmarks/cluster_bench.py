@@ -16,7 +16,8 @@ recommends): outside the webserver dagster-postgres opens a connection per query
 connection is a new server process.
 
 In each case the sensor ticks every second; once the run workers say they are ready, one warm-up clip per
-worker process is run and excluded, then every clip is linked into the inbox at once. Warm throughput is
+worker process is run and excluded, and so is the SQL models' rebuild that it starts (the automation's
+run would otherwise fall into one case's window by chance); then every clip is linked into the inbox at once. Warm throughput is
 clips ÷ (the last clip run's end − the first clip run's start), from the instance's run records. Then,
 with the workers idle, single clips are dropped one at a time: the run's start − its creation (the sensor
 creates the run in the tick that finds the file settled, after uploading it to the store), so the sensor
@@ -66,6 +67,7 @@ PASSWORD_ENV = "VIDEO_ASSETS_BENCH_PG_PASSWORD"
 VIDEO_SENSOR = "drop_folder_sensor"
 WAIT_S = 600.0  # for any one thing (workers ready, a batch of runs) before the row fails
 IDLE_S = 2.0  # no run in progress this long before an idle drop
+REBUILD_S = 90.0  # the SQL models' rebuild after the warm-up is waited for this long at most
 
 
 @dataclass
@@ -101,8 +103,9 @@ class Case:
         return "\n".join(f"--- {p}\n{p.read_text(errors='replace')[-2500:]}" for p in self.logs if p.exists())
 
 
-def measure_n(work: Path, clips_count: int, idle_drops: int, machine_counts: tuple[int, ...] = (1, 2),
-              direct: bool = True) -> dict:
+def measure_n(
+    work: Path, clips_count: int, idle_drops: int, machine_counts: tuple[int, ...] = (1, 2), direct: bool = True
+) -> dict:
     """`machine_counts`: the cluster cases, by their number of worker machines (the 2 worker processes
     shared among them), Postgres through PgBouncer; the case of 2 machines gives the idle start and the
     memory. `direct`: also the 2 machines straight to Postgres."""
@@ -149,7 +152,8 @@ def _measure_case(case: Case, warm_up: list[Path], clips: list[Path], idle: list
     _wait(lambda: all("ready." in p.read_text(errors="replace") for p in case.logs if p.exists())
           and all(p.exists() for p in case.logs), case, "run workers ready")  # fmt: skip
     ready_s = time.monotonic() - started
-    _drop_and_wait(case, warm_up)
+    warm_up_end = max(r.end_time for r in _drop_and_wait(case, warm_up))
+    _wait_for_rebuild(case, warm_up_end)
     _wait_idle(case)
     memory_idle = _memory(case)
     cpu_before, pg_before, dropped = _cpu(case), _pg_stats(case), time.time()
@@ -236,15 +240,26 @@ def _video_runs(case: Case) -> list:
     return list(case.instance.get_run_records(dg.RunsFilter(tags={"dagster/sensor_name": VIDEO_SENSOR})))
 
 
-def _other_runs(case: Case, start: float, end: float) -> int:
-    """Runs that are not video runs (the SQL models' automation) that overlapped the window."""
+def _other_runs(case: Case, start: float, end: float, ended: bool = False) -> int:
+    """Runs that are not video runs (the SQL models' automation) that overlapped the window (`ended`: and
+    have ended)."""
     records = case.instance.get_run_records()
     return sum(
         1
         for r in records
         if r.dagster_run.tags.get("dagster/sensor_name") != VIDEO_SENSOR
         and r.start_time and r.start_time < end and (r.end_time or end) > start
+        and (r.end_time is not None or not ended)
     )  # fmt: skip
+
+
+def _wait_for_rebuild(case: Case, after: float) -> None:
+    """Until the SQL models' automation has rebuilt them with the warm-up's predictions (it evaluates every
+    30 s), so that its run does not fall into one case's window and not the other's; at most REBUILD_S."""
+    deadline = time.monotonic() + REBUILD_S
+    while time.monotonic() < deadline and not _other_runs(case, after, time.time(), ended=True):
+        case.check()
+        time.sleep(0.5)
 
 
 def _wait_idle(case: Case) -> None:
@@ -345,8 +360,9 @@ def _shared_services(folder: Path) -> Iterator[Shared]:
 
 
 @contextmanager
-def _cluster_case(folder: Path, shared: Shared, number: int, workers: int, machines: dict[str, int],
-                  pooled: bool = True) -> Iterator[Case]:
+def _cluster_case(
+    folder: Path, shared: Shared, number: int, workers: int, machines: dict[str, int], pooled: bool = True
+) -> Iterator[Case]:
     """`pooled`: Postgres through PgBouncer (what docs/many-machines.md recommends), else directly."""
     database = f"bench_n_{number}"
     shared.postgres.create_database(database)

@@ -69,7 +69,9 @@ def _redis_config(settings: Settings) -> dict[str, Any]:
             "result_backend_transport_options": dict(transport),
             "broker_connection_retry_on_startup": True,
             "broker_connection_max_retries": None,  # a restarted Redis is waited for, not given up on
-            "worker_prefetch_multiplier": 1,  # an asynchronous transport: no reserved runs idle on a busy machine
+            # An asynchronous transport: a process holds the run it runs (acknowledged when it started) and one
+            # more, not the runs another machine could start now.
+            "worker_prefetch_multiplier": 1,
             "worker_max_tasks_per_child": settings.worker_max_runs,
             "worker_proc_alive_timeout": 120,
             "worker_hijack_root_logger": False,

@@ -17,11 +17,10 @@ MANAGED = (
     "# Managed by video-assets: rewritten from its settings at every start. Delete this line to keep your own edits."
 )
 RUN_MONITOR_POLL_S = 2  # how often the daemon checks that each run's worker is alive
-START_TIMEOUT_S = 180  # a run not started by a worker by then is failed (no worker is listening?)
-# On one machine each worker process has a second run waiting in Celery: a process that ends a video starts
-# the next at once, instead of after the run queue's next dequeue (a 1 s loop) and the launch (about 0.8 s
-# per run, measured in benchmark row h). Redis, on many machines, is not polled: one run per process there.
-RUNS_PER_WORKER_LOCAL = 2
+# Each worker process has a second run waiting in Celery behind the one it runs: a process that ends a video
+# starts the next at once, instead of after the run queue's next dequeue (a 1 s loop) and the launch (about
+# 0.8 s per run, measured in benchmark rows h and n).
+RUNS_PER_WORKER = 2
 CANCEL_TIMEOUT_S = 60  # a run still CANCELING by then is marked CANCELED
 DEFAULT_MAX_RUNTIME_S = 24 * 3600
 SKIPPED_TICK_DAYS = 1
@@ -31,9 +30,7 @@ def instance_config(settings: Settings) -> dict[str, Any]:
     """dagster.yaml: the run queue, the Celery run launcher, run monitoring, the `duckdb` pool, tick retention;
     on many machines also Postgres storage and compute logs in the object store. No secret is written:
     passwords are `env:` references, object-store credentials come from the standard AWS variables."""
-    local = settings.cluster is None
-    per_process = RUNS_PER_WORKER_LOCAL if local else 1
-    runs, backfill_runs = settings.workers * per_process, max(1, (settings.workers - 1) * per_process)
+    runs, backfill_runs = settings.workers * RUNS_PER_WORKER, max(1, (settings.workers - 1) * RUNS_PER_WORKER)
     return {
         **(_cluster_storage(settings) if settings.cluster else {}),
         "telemetry": {"enabled": False},
@@ -51,16 +48,16 @@ def instance_config(settings: Settings) -> dict[str, Any]:
         "run_monitoring": {
             "enabled": True,
             "poll_interval_seconds": RUN_MONITOR_POLL_S,
-            # A run waiting behind another in a worker process is STARTING until that one ends (its own
-            # max runtime at most); on one machine a worker that is gone stops `process`/`dev`, which fail its runs.
-            "start_timeout_seconds": DEFAULT_MAX_RUNTIME_S if local else START_TIMEOUT_S,
+            # A run waiting behind another in a worker process is STARTING until that one ends (its own max
+            # runtime at most), and so is a run no worker has taken yet: Celery keeps it until one comes.
+            "start_timeout_seconds": DEFAULT_MAX_RUNTIME_S,
             "cancel_timeout_seconds": CANCEL_TIMEOUT_S,
             "max_resume_run_attempts": 0,  # a run whose worker died fails, and the backfill re-runs it
             # A backstop for runs without their own limit (video runs set `dagster/max_runtime` from the video).
             "max_runtime_seconds": DEFAULT_MAX_RUNTIME_S,
         },
         "concurrency": {
-            # One run per video; a worker process runs one at a time (on one machine with one more waiting).
+            # One run per video; a worker process runs one at a time, with one more waiting.
             "runs": {
                 "max_concurrent_runs": runs,
                 # Backfills (the nightly schedule's and the UI's) leave room for newly dropped videos.
@@ -93,7 +90,14 @@ def _cluster_storage(settings: Settings) -> dict[str, Any]:
     if store.endpoint:
         logs["endpoint_url"] = store.endpoint
     return {
-        "storage": {"postgres": {"postgres_db": database}},
+        # dagster-postgres's storage, which keeps its connections in the run workers (runtime/postgres.py).
+        "storage": {
+            "custom": {
+                "module": "video_assets.runtime.postgres",
+                "class": "PostgresStorage",
+                "config": {"postgres_db": database},
+            }
+        },
         "compute_logs": {
             "module": "dagster_aws.s3.compute_log_manager",
             "class": "S3ComputeLogManager",
