@@ -17,8 +17,9 @@ connection is a new server process.
 
 In each case the sensor ticks every second; once the run workers say they are ready, one warm-up clip per
 worker process is run and excluded, and so is the SQL models' rebuild that it starts (the automation's
-run would otherwise fall into one case's window by chance); then every clip is linked into the inbox at once. Warm throughput is
-clips ÷ (the last clip run's end − the first clip run's start), from the instance's run records. Then,
+run would otherwise fall into one case's window by chance); then every clip is linked into the inbox at
+once. Warm throughput is clips ÷ (the last clip run's end − the first clip run's start), from the
+instance's run records. Then,
 with the workers idle, single clips are dropped one at a time: the run's start − its creation (the sensor
 creates the run in the tick that finds the file settled, after uploading it to the store), so the sensor
 interval and the settle wait (two ticks unchanged) are excluded by definition; drop to start is reported
