@@ -53,8 +53,10 @@ sys.path.insert(0, str(REPO / "tests"))
 from servers.cluster_services import (  # noqa: E402
     ACCESS_KEY,
     BUCKET,
+    PASSWORD_ENV,
     SECRET_KEY,
     Postgres,
+    cluster_file,
     machine_command,
     object_store,
     pgbouncer,
@@ -64,7 +66,6 @@ from servers.cluster_services import (  # noqa: E402
 from workers_bench import short_clips  # noqa: E402
 
 CLI = str(Path(sys.executable).with_name("video-assets"))
-PASSWORD_ENV = "VIDEO_ASSETS_BENCH_PG_PASSWORD"
 VIDEO_SENSOR = "drop_folder_sensor"
 WAIT_S = 600.0  # for any one thing (workers ready, a batch of runs) before the row fails
 IDLE_S = 2.0  # no run in progress this long before an idle drop
@@ -368,13 +369,9 @@ def _cluster_case(
     database = f"bench_n_{number}"
     shared.postgres.create_database(database)
     folder.mkdir(parents=True)
-    cluster = folder / "cluster.toml"
     pg = shared.postgres
-    cluster.write_text(
-        f'[postgres]\nhost = "127.0.0.1"\nport = {shared.pooler_port if pooled else pg.port}\ndatabase = "{database}"\nuser = "{pg.user}"\n'
-        f'password_env = "{PASSWORD_ENV}"\n\n[redis]\nurl = "{shared.redis_url}/{number}"\n\n'
-        f'[store]\nurl = "s3://{BUCKET}/{database}"\nendpoint = "{shared.endpoint}"\n'
-    )
+    cluster = cluster_file(folder, pg, database, f"{shared.redis_url}/{number}", shared.endpoint, f"{BUCKET}/{database}",
+                           port=shared.pooler_port if pooled else None)  # fmt: skip
     home = folder / "home"
     env = {
         **_base_env(home, workers),

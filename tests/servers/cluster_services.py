@@ -261,10 +261,13 @@ def machine_command(hostname: str, hidden: list[Path], command: list[str]) -> li
 PASSWORD_ENV = "VIDEO_ASSETS_TEST_PG_PASSWORD"  # where a cluster file says the Postgres password is
 
 
-def cluster_file(folder: Path, postgres: Postgres, database: str, redis_url: str, endpoint: str, prefix: str) -> Path:
+def cluster_file(
+    folder: Path, postgres: Postgres, database: str, redis_url: str, endpoint: str, prefix: str, port: int | None = None
+) -> Path:
+    """A cluster file (VIDEO_ASSETS_CLUSTER) for these services; `port`: Postgres's, or a pooler's in front of it."""
     path = folder / "cluster.toml"
     path.write_text(
-        f'[postgres]\nhost = "127.0.0.1"\nport = {postgres.port}\ndatabase = "{database}"\n'
+        f'[postgres]\nhost = "127.0.0.1"\nport = {port or postgres.port}\ndatabase = "{database}"\n'
         f'user = "{postgres.user}"\npassword_env = "{PASSWORD_ENV}"\n\n'
         f'[redis]\nurl = "{redis_url}"\n\n'
         f'[store]\nurl = "s3://{prefix}"\nendpoint = "{endpoint}"\n'

@@ -139,11 +139,11 @@ def _draw_labels(
     x_label: str,
     fonts: dict[int, Font],
 ) -> None:
+    from PIL import Image, ImageDraw
+
     middle = (plot.left + plot.right) / 2
     draw.text((middle, 6), title, fill=INK, font=fonts[13], anchor="ma")
     draw.text((middle, SIZE[1] - 6), x_label, fill=INK, font=fonts[12], anchor="md")
-    from PIL import Image, ImageDraw
-
     y_label = "detections per frame"
     width = int(draw.textlength(y_label, font=fonts[12])) + 2
     text = Image.new("RGB", (width, 16), "white")
